@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both set up the environment first (scripts/setup.sh, idempotent).
+SHELL := /bin/bash
+export OMP_WAIT_POLICY ?= passive
+CARGO ?= cargo
+DEMO_DIR ?= out/demo
+
+.PHONY: setup demo test fmt lint unit bench fixtures
+
+setup:
+	@bash scripts/setup.sh
+
+# Until training lands, the demo simulates a dataset, splits it, exports a
+# Ptychodus product and prints a summary.
+demo: setup
+	@mkdir -p $(DEMO_DIR)
+	$(CARGO) run --quiet --bin ptycho -- simulate --out $(DEMO_DIR)/sim.npz --object siemens-star --scan raster --dose 1e5 --seed 1
+	$(CARGO) run --quiet --bin ptycho -- dataset split --input $(DEMO_DIR)/sim.npz --train $(DEMO_DIR)/train.npz --test $(DEMO_DIR)/test.npz
+	$(CARGO) run --quiet --bin ptycho -- export product --data $(DEMO_DIR)/test.npz --out $(DEMO_DIR)/test_product.h5
+	$(CARGO) run --quiet --bin ptycho -- dataset inspect $(DEMO_DIR)/train.npz
+
+test: setup fmt lint unit
+
+fmt:
+	$(CARGO) fmt --check
+
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test
+
+bench: setup
+	$(CARGO) run --release --bin ptycho -- bench simulate
+
+# Regenerate the small test fixtures (numpy/scipy/h5py references).
+fixtures: setup
+	@for s in tests/fixtures/*/make_*.py; do echo "$$s"; .venv/bin/python "$$s"; done

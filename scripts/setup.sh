@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One-command environment for ptycho-workbench. Idempotent: a second run with
+# everything present takes well under a second.
+#
+#   - libhdf5-dev (Debian) when the HDF5 headers are missing
+#   - .venv with torch==2.11.0 (libtorch for tch 0.24 + Python torch for
+#     interop tests), numpy, scipy, scikit-image, h5py, safetensors
+#   - .venv/libtorch -> the torch package folder (LIBTORCH in .cargo/config.toml)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- Rust toolchain -------------------------------------------------------------
+if ! command -v cargo >/dev/null; then
+    say "cargo not found: install Rust (https://rustup.rs) and rerun"
+    exit 1
+fi
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    say "adding rustfmt and clippy"
+    rustup component add rustfmt clippy
+fi
+
+# --- HDF5 -------------------------------------------------------------------
+if ! [ -f /usr/include/hdf5/serial/hdf5.h ] && ! [ -f /usr/include/hdf5.h ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing libhdf5-dev"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libhdf5-dev pkg-config >/dev/null
+    else
+        say "HDF5 headers not found. Install them first, e.g.:"
+        say "    sudo apt-get install libhdf5-dev pkg-config"
+        exit 1
+    fi
+fi
+
+# --- Python venv ---------------------------------------------------------------
+PYTHON=${PYTHON:-python3}
+if ! [ -x .venv/bin/python ]; then
+    say "creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+want=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
+have=$(cat .venv/.requirements.sha256 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+    say "installing Python packages (torch is a large download the first time)"
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/requirements.txt
+    echo "$want" > .venv/.requirements.sha256
+fi
+
+# --- libtorch at a fixed path -----------------------------------------------------
+torch_dir=$(ls -d .venv/lib/python3*/site-packages/torch 2>/dev/null | head -n1)
+if [ -z "$torch_dir" ]; then
+    say "torch not found in .venv; delete .venv/.requirements.sha256 and rerun"
+    exit 1
+fi
+target="$(cd "$torch_dir" && pwd)"
+if [ "$(readlink .venv/libtorch 2>/dev/null)" != "$target" ]; then
+    ln -sfn "$target" .venv/libtorch
+    say "LIBTORCH -> $target"
+fi

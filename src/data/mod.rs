@@ -1,0 +1,34 @@
+//! Datasets and the files that hold them: PtychoPINN NPZ, Ptychodus HDF5
+//! products, CXI beamline files. Every write is atomic (temp file + rename).
+pub mod atomic;
+pub mod cxi;
+pub mod dataset;
+mod h5util;
+pub mod image;
+pub mod npy;
+pub mod npz;
+pub mod product;
+
+pub use cxi::read_cxi;
+pub use dataset::{Dataset, DatasetSummary, Geometry, Metadata, SUPPORTED_N, SplitAxis};
+pub use npz::{read_npz, write_npz};
+pub use product::{Product, read_product, write_product};
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Reads a dataset, choosing the reader by extension: `.npz` (PtychoPINN) or
+/// `.cxi`/`.h5`/`.hdf5` (CXI).
+pub fn read_dataset(path: &Path) -> Result<Dataset> {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("npz") => read_npz(path),
+        Some("cxi" | "h5" | "hdf5") => read_cxi(path),
+        _ => Err(Error::format(path, "unknown dataset type (expected .npz or .cxi)")),
+    }
+}

@@ -1,0 +1,43 @@
+//! # ptycho-workbench
+//!
+//! Physics-informed neural networks for ptychography, as a library, a CLI
+//! (`ptycho`) and notebooks. This crate's foundation: the physics of far-field
+//! ptychography on `tch` tensors (CPU or GPU), simulation of datasets with
+//! Poisson noise at a photon dose, and the files other tools read
+//! (PtychoPINN NPZ, Ptychodus HDF5 products, CXI).
+//!
+//! ```no_run
+//! use ptycho_workbench::prelude::*;
+//!
+//! # fn main() -> ptycho_workbench::Result<()> {
+//! let cfg = SimConfig { dose_photons: Some(1e5), ..SimConfig::default() };
+//! let dataset = simulate(&cfg)?;
+//! println!("{}", dataset.summary());
+//! let (train, test) = dataset.split(SplitAxis::Y, 0.5)?;
+//! write_npz(&train, "train.npz".as_ref())?;
+//! # let _ = test;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! See `ARCHITECTURE.md` for the module map and `docs/physics.md` for the
+//! conventions.
+pub mod array;
+pub mod bench;
+pub mod data;
+pub mod error;
+pub mod physics;
+pub mod simulate;
+
+pub use error::{Error, Result};
+
+/// What a notebook imports with one `use`.
+pub mod prelude {
+    pub use crate::array::{default_device, parse_device};
+    pub use crate::data::{
+        Dataset, DatasetSummary, Geometry, Metadata, Product, SplitAxis, read_cxi, read_dataset, read_npz,
+        read_product, write_npz, write_product,
+    };
+    pub use crate::error::{Error, Result};
+    pub use crate::simulate::{ObjectKind, ProbeKind, ScanKind, SimConfig, simulate, simulate_on};
+}

@@ -1,0 +1,202 @@
+//! Test objects. Each generator returns a real map in `[0, 1]` (`[H, W]`
+//! float32); [`complex_object`] turns amplitude and phase maps into the
+//! object `A·e^{iφ}` with `A ∈ [a_min, 1]` and `φ ∈ [−φ_max, φ_max]`.
+//! Random generators take an explicit RNG so results are fixed by the seed.
+use std::f64::consts::PI;
+
+use rand::Rng;
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+fn check_size(h: i64, w: i64) -> Result<()> {
+    if h < 4 || w < 4 {
+        return Err(Error::config(
+            "object_size_px",
+            format!("object must be at least 4×4 pixels, got {h}×{w}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Pixel-centre coordinates `(x, y)` of an `[H, W]` grid, each `[H, W]` f64.
+fn grid(h: i64, w: i64, device: Device) -> (Tensor, Tensor) {
+    let y = Tensor::arange(h, (Kind::Double, device))
+        .view([h, 1])
+        .expand([h, w], false);
+    let x = Tensor::arange(w, (Kind::Double, device))
+        .view([1, w])
+        .expand([h, w], false);
+    (x, y)
+}
+
+/// A Siemens star with `spokes` black/white sector pairs filling a disk of
+/// radius 0.45·min(H, W) around the centre; 4×4 supersampled edges.
+///
+/// # Shapes
+/// returns `[H, W]` float32 in `[0, 1]`
+pub fn siemens_star(h: i64, w: i64, spokes: usize, device: Device) -> Result<Tensor> {
+    check_size(h, w)?;
+    if spokes == 0 {
+        return Err(Error::config(
+            "object.features",
+            "a Siemens star needs at least 1 spoke",
+        ));
+    }
+    const SS: i64 = 4;
+    let (x, y) = grid(h * SS, w * SS, device);
+    // supersample centres: (i + 0.5)/SS − 0.5 in original pixel units, centre at (W−1)/2
+    let x = (x + 0.5) / SS as f64 - 0.5 - (w - 1) as f64 / 2.0;
+    let y = (y + 0.5) / SS as f64 - 0.5 - (h - 1) as f64 / 2.0;
+    let r = (x.square() + y.square()).sqrt();
+    let theta = y.atan2(&x);
+    let radius = 0.45 * h.min(w) as f64;
+    let star = (theta * spokes as f64)
+        .sin()
+        .gt(0.0)
+        .logical_and(&r.le(radius))
+        .to_kind(Kind::Float);
+    Ok(star
+        .view([1, 1, h * SS, w * SS])
+        .avg_pool2d([SS, SS], [SS, SS], [0, 0], false, true, None::<i64>)
+        .view([h, w]))
+}
+
+/// Random straight lines with a Gaussian cross-section (σ = `width_px`),
+/// random positions, orientations and lengths (0.1–0.6 of the object size);
+/// crossings saturate at 1. The usual synthetic "lines" object.
+///
+/// # Shapes
+/// returns `[H, W]` float32 in `[0, 1]`
+pub fn random_lines<R: Rng>(
+    h: i64,
+    w: i64,
+    count: usize,
+    width_px: f64,
+    rng: &mut R,
+    device: Device,
+) -> Result<Tensor> {
+    check_size(h, w)?;
+    if !(width_px.is_finite() && width_px > 0.0) {
+        return Err(Error::config("object.line_width_px", "must be positive"));
+    }
+    let (x, y) = grid(h, w, device);
+    let mut img = Tensor::zeros([h, w], (Kind::Double, device));
+    let size = h.min(w) as f64;
+    for _ in 0..count {
+        let cx = rng.random_range(0.0..w as f64);
+        let cy = rng.random_range(0.0..h as f64);
+        let angle = rng.random_range(0.0..PI);
+        let half = 0.5 * size * rng.random_range(0.1..0.6);
+        let (dx, dy) = (half * angle.cos(), half * angle.sin());
+        let (ax, ay) = (cx - dx, cy - dy);
+        let len2 = 4.0 * half * half;
+        // projection of each pixel on the segment a → a + 2d, clamped to it
+        let t = (((&x - ax) * (2.0 * dx) + (&y - ay) * (2.0 * dy)) / len2).clamp(0.0, 1.0);
+        let ex = &x - ax - &t * (2.0 * dx);
+        let ey = &y - ay - &t * (2.0 * dy);
+        let d2 = ex.square() + ey.square();
+        img += (d2 / (-2.0 * width_px * width_px)).exp();
+    }
+    Ok(img.clamp(0.0, 1.0).to_kind(Kind::Float))
+}
+
+/// Random Gaussian blobs (σ between 2 % and 8 % of the object size, random
+/// heights), normalised to a maximum of 1.
+///
+/// # Shapes
+/// returns `[H, W]` float32 in `[0, 1]`
+pub fn random_blobs<R: Rng>(h: i64, w: i64, count: usize, rng: &mut R, device: Device) -> Result<Tensor> {
+    check_size(h, w)?;
+    if count == 0 {
+        return Err(Error::config("object.features", "blobs need at least 1 blob"));
+    }
+    let (x, y) = grid(h, w, device);
+    let mut img = Tensor::zeros([h, w], (Kind::Double, device));
+    let size = h.min(w) as f64;
+    for _ in 0..count {
+        let cx = rng.random_range(0.0..w as f64);
+        let cy = rng.random_range(0.0..h as f64);
+        let sigma = size * rng.random_range(0.02..0.08);
+        let height = rng.random_range(0.3..1.0);
+        let d2 = (&x - cx).square() + (&y - cy).square();
+        img += (d2 / (-2.0 * sigma * sigma)).exp() * height;
+    }
+    let peak = img.max().double_value(&[]);
+    Ok((img / peak).to_kind(Kind::Float))
+}
+
+/// `A·e^{iφ}` with `A = a_min + (1 − a_min)·amplitude_map` and
+/// `φ = φ_max·(2·phase_map − 1)`.
+///
+/// # Shapes
+/// - `amplitude_map`, `phase_map`: `[H, W]` real in `[0, 1]` → `[H, W]` complex64
+pub fn complex_object(
+    amplitude_map: &Tensor,
+    phase_map: &Tensor,
+    amplitude_min: f64,
+    phase_max_rad: f64,
+) -> Result<Tensor> {
+    if amplitude_map.size() != phase_map.size() || amplitude_map.dim() != 2 {
+        return Err(Error::shape(
+            "amplitude and phase maps",
+            format!("two equal [H, W] maps (amplitude {:?})", amplitude_map.size()),
+            format!("phase {:?}", phase_map.size()),
+        ));
+    }
+    if !(0.0..=1.0).contains(&amplitude_min) {
+        return Err(Error::config(
+            "object.amplitude_min",
+            format!("must be in [0, 1], got {amplitude_min}"),
+        ));
+    }
+    if !(0.0..=PI).contains(&phase_max_rad) {
+        return Err(Error::config(
+            "object.phase_max_rad",
+            format!("must be in [0, π], got {phase_max_rad}"),
+        ));
+    }
+    let a = amplitude_map.to_kind(Kind::Float) * (1.0 - amplitude_min) + amplitude_min;
+    let phi = (phase_map.to_kind(Kind::Float) * 2.0 - 1.0) * phase_max_rad;
+    Ok(Tensor::polar(&a, &phi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn star_has_half_coverage_inside_its_disk() {
+        let s = siemens_star(128, 128, 16, Device::Cpu).unwrap();
+        let inner = s
+            .narrow(0, 44, 40)
+            .narrow(1, 44, 40)
+            .mean(Kind::Double)
+            .double_value(&[]);
+        assert!((inner - 0.5).abs() < 0.03, "{inner}");
+        assert_eq!(s.double_value(&[0, 0]), 0.0); // corner is outside the disk
+    }
+
+    #[test]
+    fn random_objects_are_fixed_by_the_seed() {
+        let a = random_lines(64, 64, 20, 1.0, &mut ChaCha8Rng::seed_from_u64(5), Device::Cpu).unwrap();
+        let b = random_lines(64, 64, 20, 1.0, &mut ChaCha8Rng::seed_from_u64(5), Device::Cpu).unwrap();
+        let c = random_lines(64, 64, 20, 1.0, &mut ChaCha8Rng::seed_from_u64(6), Device::Cpu).unwrap();
+        assert!(a.equal(&b));
+        assert!(!a.equal(&c));
+        assert!(a.max().double_value(&[]) <= 1.0 && a.min().double_value(&[]) >= 0.0);
+    }
+
+    #[test]
+    fn complex_object_respects_ranges() {
+        let m = Tensor::from_slice(&[0.0f32, 0.5, 1.0, 0.25]).view([2, 2]);
+        let o = complex_object(&m, &m, 0.3, 1.0).unwrap();
+        let amp = o.abs();
+        assert!((amp.double_value(&[0, 0]) - 0.3).abs() < 1e-6);
+        assert!((amp.double_value(&[1, 0]) - 1.0).abs() < 1e-6);
+        assert!((o.angle().double_value(&[0, 0]) + 1.0).abs() < 1e-6);
+        assert!((o.angle().double_value(&[1, 0]) - 1.0).abs() < 1e-6);
+    }
+}

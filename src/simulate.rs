@@ -1,0 +1,428 @@
+//! `simulate(&SimConfig) -> Dataset`: object, probe, scan, far field and
+//! Poisson noise (DESIGN §3), deterministic per seed.
+//!
+//! Random draws use ChaCha8 streams derived from `seed`: stream 1 for the
+//! object, 2 for the scan, and one stream per pattern for the noise
+//! ([`crate::physics::noise`]). The same configuration gives the same
+//! dataset, bit for bit, on the same device.
+use std::f64::consts::PI;
+use std::path::PathBuf;
+
+use ndarray::{Array1, Array2, Array3, Ix2, Ix3};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::array::{c64_to_tensor, f32_to_tensor, f64_to_tensor, tensor_to_c64, tensor_to_f32};
+use crate::data::{Dataset, Geometry, Metadata, SUPPORTED_N};
+use crate::error::{Error, Result};
+use crate::physics::{self, ZonePlate};
+
+/// Which test object to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObjectKind {
+    SiemensStar,
+    Lines,
+    Blobs,
+    /// A grayscale PNG (`object.path`).
+    Png,
+}
+
+/// What a PNG object drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PngUse {
+    Amplitude,
+    Phase,
+    #[default]
+    Both,
+}
+
+/// Object section of [`SimConfig`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectConfig {
+    pub kind: ObjectKind,
+    /// PNG file for `kind = "png"`.
+    pub path: Option<PathBuf>,
+    pub png_use: PngUse,
+    /// Spokes (star), lines or blobs; `None` = 36, 100, 30.
+    pub features: Option<usize>,
+    /// Line σ for `lines`, pixels.
+    pub line_width_px: f64,
+    /// Amplitude range `[amplitude_min, 1]`.
+    pub amplitude_min: f64,
+    /// Phase range `[−phase_max_rad, phase_max_rad]`.
+    pub phase_max_rad: f64,
+}
+
+impl Default for ObjectConfig {
+    fn default() -> Self {
+        ObjectConfig {
+            kind: ObjectKind::Lines,
+            path: None,
+            png_use: PngUse::Both,
+            features: None,
+            line_width_px: 1.0,
+            amplitude_min: 0.5,
+            phase_max_rad: PI / 2.0,
+        }
+    }
+}
+
+/// Which probe to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeKind {
+    ZonePlate,
+    Disk,
+    /// `probeGuess` of a dataset NPZ (`probe.path`).
+    File,
+}
+
+/// Probe section of [`SimConfig`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    pub kind: ProbeKind,
+    pub path: Option<PathBuf>,
+    /// Disk radius; `None` = N/4.
+    pub radius_px: Option<f64>,
+    /// Disk edge smoothing σ.
+    pub smoothing_px: f64,
+    pub outer_zone_width_m: f64,
+    pub central_stop_fraction: f64,
+    pub defocus_m: f64,
+}
+
+impl Default for ProbeConfig {
+    /// A 50 nm zone plate with a 40 % central stop, 120 µm out of focus:
+    /// about 25 px across at N = 64 with the default geometry.
+    fn default() -> Self {
+        ProbeConfig {
+            kind: ProbeKind::ZonePlate,
+            path: None,
+            radius_px: None,
+            smoothing_px: 1.0,
+            outer_zone_width_m: 50e-9,
+            central_stop_fraction: 0.4,
+            defocus_m: 120e-6,
+        }
+    }
+}
+
+/// Scan pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScanKind {
+    Raster,
+    Spiral,
+    Random,
+}
+
+/// Scan section of [`SimConfig`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanConfig {
+    pub kind: ScanKind,
+    /// Raster and spiral spacing.
+    pub spacing_px: f64,
+    /// Raster jitter (uniform, ±).
+    pub jitter_px: f64,
+    /// Number of positions: required count for spiral/random (default 512);
+    /// for a raster, keeps the first n in raster order.
+    pub n_images: Option<usize>,
+    /// Extra margin for random positions.
+    pub buffer_px: f64,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            kind: ScanKind::Raster,
+            spacing_px: 8.0,
+            jitter_px: 0.0,
+            n_images: None,
+            buffer_px: 0.0,
+        }
+    }
+}
+
+/// Everything `simulate` needs; saved resolved into the dataset's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimConfig {
+    pub seed: u64,
+    /// Patch and probe size N (32, 64 or 128).
+    pub size_px: usize,
+    /// Object side (square object).
+    pub object_size_px: usize,
+    /// Mean photons per pattern; `None` = no noise (X = A).
+    pub dose_photons: Option<f64>,
+    /// Store ground-truth patches `Y`.
+    pub store_patches: bool,
+    pub geometry: Geometry,
+    pub object: ObjectConfig,
+    pub probe: ProbeConfig,
+    pub scan: ScanConfig,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            size_px: 64,
+            object_size_px: 256,
+            dose_photons: Some(1e6),
+            store_patches: false,
+            geometry: Geometry::default(),
+            object: ObjectConfig::default(),
+            probe: ProbeConfig::default(),
+            scan: ScanConfig::default(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// Parses a TOML configuration (unknown keys are errors).
+    pub fn from_toml(text: &str) -> Result<SimConfig> {
+        toml::from_str(text).map_err(|e| Error::config("sim config", e.to_string()))
+    }
+
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        if !SUPPORTED_N.contains(&self.size_px) {
+            return Err(Error::config(
+                "size_px",
+                format!("must be one of {SUPPORTED_N:?}, got {}", self.size_px),
+            ));
+        }
+        if self.object_size_px < self.size_px + 2 {
+            return Err(Error::config(
+                "object_size_px",
+                format!(
+                    "must be at least size_px + 2 = {}, got {}",
+                    self.size_px + 2,
+                    self.object_size_px
+                ),
+            ));
+        }
+        if self.object_size_px > 16384 {
+            return Err(Error::config(
+                "object_size_px",
+                format!("at most 16384, got {}", self.object_size_px),
+            ));
+        }
+        if let Some(d) = self.dose_photons
+            && !(d.is_finite() && d > 0.0)
+        {
+            return Err(Error::config("dose_photons", format!("must be positive, got {d}")));
+        }
+        self.geometry.validate()?;
+        let o = &self.object;
+        if !(0.0..=1.0).contains(&o.amplitude_min) {
+            return Err(Error::config(
+                "object.amplitude_min",
+                format!("must be in [0, 1], got {}", o.amplitude_min),
+            ));
+        }
+        if !(0.0..=PI).contains(&o.phase_max_rad) {
+            return Err(Error::config(
+                "object.phase_max_rad",
+                format!("must be in [0, π], got {}", o.phase_max_rad),
+            ));
+        }
+        if o.kind == ObjectKind::Png && o.path.is_none() {
+            return Err(Error::config("object.path", "a PNG object needs a path"));
+        }
+        if self.probe.kind == ProbeKind::File && self.probe.path.is_none() {
+            return Err(Error::config("probe.path", "a probe from a file needs a path"));
+        }
+        let s = &self.scan;
+        if !(s.spacing_px.is_finite() && s.spacing_px > 0.0) {
+            return Err(Error::config(
+                "scan.spacing_px",
+                format!("must be positive, got {}", s.spacing_px),
+            ));
+        }
+        if s.n_images == Some(0) {
+            return Err(Error::config("scan.n_images", "must be at least 1"));
+        }
+        if s.n_images.is_some_and(|n| n > 10_000_000) {
+            return Err(Error::config("scan.n_images", "at most 10 000 000"));
+        }
+        Ok(())
+    }
+
+    /// Object pixel size for this geometry and N.
+    pub fn object_pixel_size_m(&self) -> f64 {
+        self.geometry.object_pixel_size_m(self.size_px)
+    }
+}
+
+fn make_object(cfg: &SimConfig, device: Device) -> Result<Tensor> {
+    let side = cfg.object_size_px as i64;
+    let o = &cfg.object;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    rng.set_stream(1);
+    let map = match o.kind {
+        ObjectKind::SiemensStar => physics::object::siemens_star(side, side, o.features.unwrap_or(36), device)?,
+        ObjectKind::Lines => {
+            physics::object::random_lines(side, side, o.features.unwrap_or(100), o.line_width_px, &mut rng, device)?
+        }
+        ObjectKind::Blobs => physics::object::random_blobs(side, side, o.features.unwrap_or(30), &mut rng, device)?,
+        ObjectKind::Png => {
+            let path = o.path.as_ref().expect("validated");
+            let img = crate::data::image::load_grayscale(path, side as usize, side as usize)?;
+            f32_to_tensor(&img, device)
+        }
+    };
+    let (amp, phase) = match (o.kind, o.png_use) {
+        (ObjectKind::Png, PngUse::Amplitude) => (map.shallow_clone(), map.ones_like() * 0.5),
+        (ObjectKind::Png, PngUse::Phase) => (map.ones_like(), map.shallow_clone()),
+        _ => (map.shallow_clone(), map),
+    };
+    physics::object::complex_object(&amp, &phase, o.amplitude_min, o.phase_max_rad)
+}
+
+fn make_probe(cfg: &SimConfig, device: Device) -> Result<Tensor> {
+    let n = cfg.size_px as i64;
+    let p = &cfg.probe;
+    match p.kind {
+        ProbeKind::Disk => physics::disk_probe(n, p.radius_px.unwrap_or(n as f64 / 4.0), p.smoothing_px, device),
+        ProbeKind::ZonePlate => physics::zone_plate_probe(
+            n,
+            &ZonePlate {
+                photon_energy_ev: cfg.geometry.photon_energy_ev,
+                pixel_size_m: cfg.object_pixel_size_m(),
+                outer_zone_width_m: p.outer_zone_width_m,
+                central_stop_fraction: p.central_stop_fraction,
+                defocus_m: p.defocus_m,
+            },
+            device,
+        ),
+        ProbeKind::File => {
+            let path = p.path.as_ref().expect("validated");
+            let ds = crate::data::read_npz(path)?;
+            if ds.probe.shape() != [cfg.size_px, cfg.size_px] {
+                return Err(Error::config(
+                    "probe.path",
+                    format!(
+                        "{}: probe is {:?}, the simulation needs [{n}, {n}] (size_px)",
+                        path.display(),
+                        ds.probe.shape()
+                    ),
+                ));
+            }
+            Ok(c64_to_tensor(&ds.probe, device))
+        }
+    }
+}
+
+fn make_scan(cfg: &SimConfig) -> Result<Vec<[f64; 2]>> {
+    let side = cfg.object_size_px as i64;
+    let n = cfg.size_px as i64;
+    let s = &cfg.scan;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    rng.set_stream(2);
+    let count = s.n_images.unwrap_or(512);
+    let mut positions = match s.kind {
+        ScanKind::Raster => physics::scan::raster(side, side, n, s.spacing_px, s.jitter_px, &mut rng)?,
+        ScanKind::Spiral => physics::scan::fermat_spiral(side, side, n, count, s.spacing_px)?,
+        ScanKind::Random => physics::scan::uniform_random(side, side, n, count, s.buffer_px, &mut rng)?,
+    };
+    if let (ScanKind::Raster, Some(k)) = (s.kind, s.n_images) {
+        if k > positions.len() {
+            return Err(Error::config(
+                "scan.n_images",
+                format!("the raster has {} positions, {k} requested", positions.len()),
+            ));
+        }
+        positions.truncate(k);
+    }
+    Ok(positions)
+}
+
+/// Patterns per batch on the device: bounds memory (~70 MB at N = 64).
+const BATCH: usize = 512;
+
+/// Simulates a dataset on the default device (CUDA when present).
+pub fn simulate(cfg: &SimConfig) -> Result<Dataset> {
+    simulate_on(cfg, crate::array::default_device())
+}
+
+/// Simulates a dataset on `device`.
+pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
+    cfg.validate()?;
+    let _guard = tch::no_grad_guard();
+    let n = cfg.size_px;
+    let object = make_object(cfg, device)?;
+    let probe = make_probe(cfg, device)?;
+    let positions = make_scan(cfg)?;
+    let count = positions.len();
+    let flat: Vec<f64> = positions.iter().flat_map(|p| [p[0], p[1]]).collect();
+    let positions_px = Array2::from_shape_vec((count, 2), flat).expect("sizes agree");
+    let pos_t = f64_to_tensor(&positions_px, device);
+
+    let mut amplitude: Vec<f32> = Vec::with_capacity(count * n * n);
+    let mut patches: Vec<num_complex::Complex32> = Vec::new();
+    for start in (0..count).step_by(BATCH) {
+        let len = BATCH.min(count - start) as i64;
+        let batch = physics::extract_patches(&object, &pos_t.narrow(0, start as i64, len), n as i64)?;
+        let psi = physics::exit_waves(&probe, &batch)?;
+        let a = physics::far_field_amplitude(&psi);
+        amplitude.extend(tensor_to_f32(&a)?.iter());
+        if cfg.store_patches {
+            patches.extend(tensor_to_c64(&batch)?.iter());
+        }
+    }
+    // Σ A² = Σ |Ψ|² (Parseval): the energy comes from the host amplitudes,
+    // summed in order, so it does not depend on the thread count.
+    let mean_energy = amplitude.iter().map(|&a| (a as f64) * (a as f64)).sum::<f64>() / count as f64;
+    let mut metadata = Metadata {
+        seed: Some(cfg.seed),
+        generator: Some(format!("ptycho-workbench {} simulate", env!("CARGO_PKG_VERSION"))),
+        generator_config: Some(serde_json::to_value(cfg).expect("config serialises")),
+        geometry: Some(cfg.geometry),
+        ..Metadata::default()
+    };
+    if let Some(dose) = cfg.dose_photons {
+        let s = physics::intensity_scale(dose, mean_energy)?;
+        physics::apply_poisson_noise(&mut amplitude, n * n, s, cfg.seed, 0);
+        metadata.n_photons = Some(dose);
+        metadata.intensity_scale = Some(s);
+    }
+    let object_host = tensor_to_c64(&object)?.into_dimensionality::<Ix2>().expect("2-D");
+    let probe_host = tensor_to_c64(&probe)?.into_dimensionality::<Ix2>().expect("2-D");
+    let ds = Dataset {
+        diffraction: Array3::from_shape_vec((count, n, n), amplitude).expect("sizes agree"),
+        start_positions_px: positions_px.clone(),
+        positions_px,
+        scan_index: Array1::zeros(count),
+        probe: probe_host,
+        object: Some(object_host),
+        patches: cfg
+            .store_patches
+            .then(|| ndarray::ArrayD::from_shape_vec(vec![count, n, n], patches).expect("sizes agree"))
+            .map(|a| a.into_dimensionality::<Ix3>().expect("3-D")),
+        metadata,
+    };
+    ds.validate()?;
+    Ok(ds)
+}
+
+/// Noise-free far-field amplitudes of a dataset's own object, probe and
+/// positions (what `simulate` computes before the noise).
+///
+/// # Shapes
+/// returns `[n, N, N]` float32 on `device`
+pub fn forward_amplitudes(ds: &Dataset, device: Device) -> Result<Tensor> {
+    let object = ds
+        .object_tensor(device)
+        .ok_or_else(|| Error::value("dataset", "has no ground-truth object"))?;
+    let patches = physics::extract_patches(&object, &ds.positions_tensor(device), ds.patch_size() as i64)?;
+    let psi = physics::exit_waves(&ds.probe_tensor(device), &patches)?;
+    Ok(physics::far_field_amplitude(&psi).to_kind(Kind::Float))
+}

@@ -1,0 +1,136 @@
+//! The `ptycho` binary as a user runs it.
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn ptycho(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ptycho"))
+        .args(args)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("ptycho runs")
+}
+
+#[test]
+fn simulate_inspect_split_export() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let out = ptycho(&[
+        "simulate",
+        "--out",
+        &p("sim.npz"),
+        "--object",
+        "siemens-star",
+        "--probe",
+        "disk",
+        "--size-px",
+        "32",
+        "--object-size-px",
+        "96",
+        "--scan",
+        "spiral",
+        "--spacing-px",
+        "6",
+        "--n-images",
+        "60",
+        "--dose",
+        "1e5",
+        "--seed",
+        "9",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("60 × 32×32"));
+
+    let out = ptycho(&["dataset", "inspect", &p("sim.npz"), "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["n_images"], 60);
+    assert_eq!(v["n_photons"], 1e5);
+    let counts = v["mean_counts_per_pattern"].as_f64().unwrap();
+    assert!((counts / 1e5 - 1.0).abs() < 0.02, "{counts}");
+
+    let out = ptycho(&[
+        "dataset",
+        "split",
+        "--input",
+        &p("sim.npz"),
+        "--train",
+        &p("train.npz"),
+        "--test",
+        &p("test.npz"),
+        "--axis",
+        "x",
+        "--fraction",
+        "0.4",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = ptycho_workbench::data::read_npz(&dir.path().join("train.npz"))?;
+    let b = ptycho_workbench::data::read_npz(&dir.path().join("test.npz"))?;
+    assert_eq!(a.n_images() + b.n_images(), 60);
+
+    let out = ptycho(&["export", "product", "--data", &p("test.npz"), "--out", &p("product.h5")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let prod = ptycho_workbench::data::read_product(&dir.path().join("product.h5"))?;
+    assert_eq!(prod.positions_m.nrows(), b.n_images());
+    Ok(())
+}
+
+#[test]
+fn errors_are_one_line_non_zero_and_leave_nothing_behind() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let bad = fixture("npz_variants/bad_nan.npz");
+    let out = ptycho(&["dataset", "inspect", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("bad_nan.npz") && err.contains("non-finite"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+
+    // an invalid configuration fails before anything is written
+    let target = dir.path().join("never.npz");
+    let out = ptycho(&["simulate", "--out", target.to_str().unwrap(), "--size-px", "48"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("size_px"));
+    // a write into a missing folder fails cleanly
+    let nowhere = dir.path().join("missing/dir/x.npz");
+    let out = ptycho(&[
+        "simulate",
+        "--out",
+        nowhere.to_str().unwrap(),
+        "--size-px",
+        "32",
+        "--object-size-px",
+        "64",
+        "--device",
+        "cpu",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("x.npz"));
+    assert_eq!(std::fs::read_dir(dir.path())?.count(), 0, "something was left behind");
+    Ok(())
+}
+
+#[test]
+fn config_file_with_an_unknown_key_is_refused_with_its_name() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let cfg = dir.path().join("sim.toml");
+    std::fs::write(&cfg, "seed = 1\nsize_px = 32\n[scan]\nspacing = 4\n")?;
+    let out = ptycho(&[
+        "simulate",
+        "--out",
+        dir.path().join("x.npz").to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("spacing") && err.contains("sim.toml"), "{err}");
+    Ok(())
+}

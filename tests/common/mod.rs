@@ -1,0 +1,93 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ptycho_workbench::data::npy::{NpyArray, NpyData};
+use ptycho_workbench::simulate::SimConfig;
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Pins libtorch to one thread (2-core machines, tests run in parallel).
+pub fn init() {
+    tch::set_num_threads(1);
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("tests/fixtures").join(rel)
+}
+
+/// The project's Python (set up by scripts/setup.sh).
+pub fn python() -> PathBuf {
+    let p = root().join(".venv/bin/python");
+    assert!(p.exists(), "{} is missing: run scripts/setup.sh", p.display());
+    p
+}
+
+/// Runs a Python script and parses its stdout as JSON; panics with stderr on failure.
+pub fn run_python_json(script: &Path, args: &[&Path]) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{} failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("script prints JSON")
+}
+
+/// Reads a JSON file.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("readable")).expect("JSON")
+}
+
+/// A named member of an .npz fixture.
+pub fn npz_member(path: &Path, key: &str) -> NpyArray {
+    ptycho_workbench::data::npy::read_npz(path)
+        .expect("fixture reads")
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .unwrap_or_else(|| panic!("{} has no `{key}`", path.display()))
+        .1
+        .expect("member decodes")
+}
+
+pub fn f64s(a: &NpyArray) -> Vec<f64> {
+    a.data.to_f64().expect("real array")
+}
+
+pub fn complex(a: &NpyArray) -> Vec<num_complex::Complex32> {
+    match &a.data {
+        NpyData::C64(v) => v.clone(),
+        other => panic!("expected complex64, got {}", other.dtype_name()),
+    }
+}
+
+/// A small, fast simulation (N = 32, 96×96 object).
+pub fn small_config() -> SimConfig {
+    let mut cfg = SimConfig {
+        seed: 3,
+        size_px: 32,
+        object_size_px: 96,
+        dose_photons: Some(1e4),
+        ..SimConfig::default()
+    };
+    cfg.scan.spacing_px = 6.0;
+    cfg.object.features = Some(30);
+    cfg
+}
+
+/// Maximum relative error `max|a − b| / max|b|`.
+pub fn max_rel_err(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+}
