@@ -48,7 +48,7 @@ def positions(kind, side, n, count, spacing, rng):
     lo, hi = n // 2, side - n // 2 - 1
     if kind == "raster":
         k = int(np.floor((hi - lo) / spacing)) + 1
-        start = lo + ((hi - lo) - (k - 1) * spacing) / 2
+        start = lo + np.floor(((hi - lo) - (k - 1) * spacing) / 2)
         axis = start + spacing * np.arange(k)
         yy, xx = np.meshgrid(axis, axis, indexing="ij")
         return np.stack([xx.ravel(), yy.ravel()], 1)[:count]

@@ -99,7 +99,8 @@ pub struct ProbeConfig {
 
 impl Default for ProbeConfig {
     /// A 50 nm zone plate with a 40 % central stop, 120 µm out of focus:
-    /// about 25 px across at N = 64 with the default geometry.
+    /// 90 % of its intensity within a diameter of about 30 px at N = 64 with
+    /// the default geometry.
     fn default() -> Self {
         ProbeConfig {
             kind: ProbeKind::ZonePlate,

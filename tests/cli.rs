@@ -134,3 +134,40 @@ fn config_file_with_an_unknown_key_is_refused_with_its_name() -> TestResult {
     assert!(err.contains("spacing") && err.contains("sim.toml"), "{err}");
     Ok(())
 }
+
+#[test]
+fn shipped_config_and_a_probe_from_another_dataset() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let cfg = root().join("data/sim/siemens_star_spiral.toml");
+    // the shipped config, shrunk by flags (flags override the file)
+    let out = ptycho(&[
+        "simulate", "--out", &p("star.npz"), "--config", cfg.to_str().unwrap(), "--n-images", "40",
+        "--object-size-px", "160", "--device", "cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let star = ptycho_workbench::data::read_npz(&dir.path().join("star.npz"))?;
+    assert_eq!(star.n_images(), 40);
+    assert_eq!(star.metadata.seed, Some(11));
+    assert_eq!(star.metadata.n_photons, Some(1e5));
+    let gen_cfg = star.metadata.generator_config.as_ref().unwrap();
+    assert_eq!(gen_cfg["scan"]["kind"], "spiral");
+    assert_eq!(gen_cfg["object_size_px"], 160);
+
+    // reuse its probe for a second simulation
+    let out = ptycho(&[
+        "simulate", "--out", &p("lines.npz"), "--probe", &p("star.npz"), "--object", "lines", "--object-size-px",
+        "128", "--no-noise", "--device", "cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = ptycho_workbench::data::read_npz(&dir.path().join("lines.npz"))?;
+    assert_eq!(lines.probe, star.probe);
+    assert_eq!(lines.metadata.n_photons, None);
+
+    // a probe of the wrong size is refused with both sizes named
+    let out = ptycho(&["simulate", "--out", &p("bad.npz"), "--probe", &p("star.npz"), "--size-px", "32", "--device", "cpu"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("probe.path") && err.contains("[64, 64]") && err.contains("[32, 32]"), "{err}");
+    Ok(())
+}

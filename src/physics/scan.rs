@@ -23,14 +23,15 @@ pub fn valid_range(side: i64, n: i64, buffer_px: f64) -> Result<(f64, f64)> {
 
 fn grid_axis(lo: f64, hi: f64, spacing: f64) -> Vec<f64> {
     let count = ((hi - lo) / spacing).floor() as usize + 1;
-    let start = lo + ((hi - lo) - (count - 1) as f64 * spacing) / 2.0;
+    // whole-pixel margin, so integer spacing gives integer positions
+    let start = lo + (((hi - lo) - (count - 1) as f64 * spacing) / 2.0).floor();
     (0..count).map(|i| start + i as f64 * spacing).collect()
 }
 
 /// A raster (row by row) with `spacing_px`, centred in the valid region, each
 /// point moved by a uniform jitter in `[−jitter_px, jitter_px]` (clamped to
-/// the region). Integer spacing and zero jitter give integer positions when
-/// the leftover margin is even.
+/// the region). Integer spacing and zero jitter give integer positions
+/// (exact patch extraction).
 pub fn raster<R: Rng>(h: i64, w: i64, n: i64, spacing_px: f64, jitter_px: f64, rng: &mut R) -> Result<Vec<[f64; 2]>> {
     if !(spacing_px > 0.0 && spacing_px.is_finite()) {
         return Err(Error::config(
@@ -128,10 +129,11 @@ mod tests {
     fn raster_is_centred_and_inside() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let p = raster(128, 128, 64, 8.0, 0.0, &mut rng).unwrap();
-        // valid x in [32, 95]: 63/8 → 8 points, start 32 + (63 − 56)/2 = 35.5
+        // valid x in [32, 95]: 63/8 → 8 points, start 32 + floor((63 − 56)/2) = 35
         assert_eq!(p.len(), 64);
-        assert_eq!(p[0], [35.5, 35.5]);
-        assert_eq!(p[1], [43.5, 35.5]);
+        assert_eq!(p[0], [35.0, 35.0]);
+        assert_eq!(p[1], [43.0, 35.0]);
+        assert_eq!(p[63], [91.0, 91.0]);
     }
 
     #[test]
