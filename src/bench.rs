@@ -34,7 +34,8 @@ pub struct SimulateBench {
     pub size_px: usize,
     pub repeats: usize,
     pub threads: usize,
-    pub dose_photons: f64,
+    /// One row pair (raster, random) per dose.
+    pub doses_photons: Vec<f64>,
     /// Python with numpy (default: the project's `.venv`).
     pub python: PathBuf,
 }
@@ -46,7 +47,9 @@ impl Default for SimulateBench {
             size_px: 64,
             repeats: 5,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            dose_photons: 1e6,
+            // the middle of the dose study's range, and a high dose where
+            // most pixels need the large-rate Poisson sampler
+            doses_photons: vec![1e4, 1e6],
             python: default_python(),
         }
     }
@@ -88,14 +91,14 @@ pub fn peak_rss_mb() -> f64 {
 
 /// The configuration both sides simulate: lines object, zone-plate probe,
 /// N = 64 and enough object for `n_images` raster positions at 4 px.
-pub fn bench_config(b: &SimulateBench, scan: ScanKind) -> SimConfig {
+pub fn bench_config(b: &SimulateBench, scan: ScanKind, dose_photons: f64) -> SimConfig {
     let per_side = (b.n_images as f64).sqrt().ceil() as usize;
     let side = b.size_px + 1 + 4 * per_side;
     let mut cfg = SimConfig {
         seed: 7,
         size_px: b.size_px,
         object_size_px: side,
-        dose_photons: Some(b.dose_photons),
+        dose_photons: Some(dose_photons),
         ..SimConfig::default()
     };
     cfg.object.kind = ObjectKind::Lines;
@@ -123,8 +126,12 @@ pub fn simulate_bench(b: &SimulateBench) -> Result<Vec<BenchRow>> {
             reason: e.to_string(),
         })?;
     let mut rows = Vec::new();
-    for (scan, name) in [(ScanKind::Raster, "raster"), (ScanKind::Random, "random")] {
-        let cfg = bench_config(b, scan);
+    let cases = b
+        .doses_photons
+        .iter()
+        .flat_map(|&d| [(ScanKind::Raster, "raster", d), (ScanKind::Random, "random", d)]);
+    for (scan, name, dose) in cases {
+        let cfg = bench_config(b, scan, dose);
         // warm-up (libtorch allocations, FFT plans), not timed
         pool.install(|| {
             simulate_on(
@@ -145,10 +152,10 @@ pub fn simulate_bench(b: &SimulateBench) -> Result<Vec<BenchRow>> {
             ours.push(t.elapsed().as_secs_f64());
             assert_eq!(ds.n_images(), b.n_images);
         }
-        let reference = run_reference(b, name, cfg.object_size_px)?;
+        let reference = run_reference(b, name, cfg.object_size_px, dose)?;
         let rate = |s: &[f64]| b.n_images as f64 / median(s);
         rows.push(BenchRow {
-            name: format!("simulate {name} N={} n={}", b.size_px, b.n_images),
+            name: format!("simulate {name} N={} n={} dose={dose:.0e}", b.size_px, b.n_images),
             unit: "patterns/s".into(),
             ours: rate(&ours),
             reference: rate(&reference.seconds),
@@ -164,7 +171,7 @@ pub fn simulate_bench(b: &SimulateBench) -> Result<Vec<BenchRow>> {
     Ok(rows)
 }
 
-fn run_reference(b: &SimulateBench, scan: &str, object_size_px: usize) -> Result<ReferenceOut> {
+fn run_reference(b: &SimulateBench, scan: &str, object_size_px: usize, dose_photons: f64) -> Result<ReferenceOut> {
     let script = benches_dir().join("reference_simulate.py");
     let out = Command::new(&b.python)
         .arg(&script)
@@ -173,7 +180,7 @@ fn run_reference(b: &SimulateBench, scan: &str, object_size_px: usize) -> Result
         .args(["--size", &b.size_px.to_string()])
         .args(["--object-size", &object_size_px.to_string()])
         .args(["--spacing", "4"])
-        .args(["--dose", &b.dose_photons.to_string()])
+        .args(["--dose", &dose_photons.to_string()])
         .args(["--repeats", &b.repeats.to_string()])
         .env("OMP_NUM_THREADS", b.threads.to_string())
         .output()
@@ -196,12 +203,12 @@ fn run_reference(b: &SimulateBench, scan: &str, object_size_px: usize) -> Result
 /// A plain-text table of benchmark rows.
 pub fn format_table(rows: &[BenchRow]) -> String {
     let mut s = format!(
-        "{:<34} {:>14} {:>14} {:>7} {:>8} {:>10} {:>10}\n",
+        "{:<44} {:>12} {:>12} {:>7} {:>8} {:>9} {:>9}\n",
         "benchmark", "ours", "reference", "ratio", "threads", "ours MB", "ref MB"
     );
     for r in rows {
         s.push_str(&format!(
-            "{:<34} {:>14.1} {:>14.1} {:>6.2}x {:>8} {:>10.0} {:>10.0}\n",
+            "{:<44} {:>12.1} {:>12.1} {:>6.2}x {:>8} {:>9.0} {:>9.0}\n",
             r.name, r.ours, r.reference, r.ratio, r.ours_threads, r.ours_peak_rss_mb, r.reference_peak_rss_mb
         ));
     }

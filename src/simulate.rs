@@ -1,9 +1,9 @@
 //! `simulate(&SimConfig) -> Dataset`: object, probe, scan, far field and
 //! Poisson noise (DESIGN §3), deterministic per seed.
 //!
-//! Random draws use ChaCha8 streams derived from `seed`: stream 1 for the
+//! Random draws use streams derived from `seed`: ChaCha8 stream 1 for the
 //! object, 2 for the scan, and one stream per pattern for the noise
-//! ([`crate::physics::noise`]). The same configuration gives the same
+//! ([`crate::physics::noise::pattern_rng`]). The same configuration gives the same
 //! dataset, bit for bit, on the same device.
 use std::f64::consts::PI;
 use std::path::PathBuf;
@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use ndarray::{Array1, Array2, Array3, Ix2, Ix3};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::array::{c64_to_tensor, f32_to_tensor, f64_to_tensor, tensor_to_c64, tensor_to_f32};
+use crate::array::{c64_to_tensor, f32_to_tensor, f64_to_tensor, tensor_to_c64};
 use crate::data::{Dataset, Geometry, Metadata, SUPPORTED_N};
 use crate::error::{Error, Result};
 use crate::physics::{self, ZonePlate};
@@ -367,21 +368,30 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
     let positions_px = Array2::from_shape_vec((count, 2), flat).expect("sizes agree");
     let pos_t = f64_to_tensor(&positions_px, device);
 
-    let mut amplitude: Vec<f32> = Vec::with_capacity(count * n * n);
+    // far-field intensities, one copy to the host per batch; the fftshift is
+    // folded into the probe (physics::forward::shift_modulation)
+    let modulated_probe = &probe * physics::forward::shift_modulation(n as i64, n as i64, device);
+    let mut values = vec![0f32; count * n * n];
     let mut patches: Vec<num_complex::Complex32> = Vec::new();
     for start in (0..count).step_by(BATCH) {
-        let len = BATCH.min(count - start) as i64;
-        let batch = physics::extract_patches(&object, &pos_t.narrow(0, start as i64, len), n as i64)?;
-        let psi = physics::exit_waves(&probe, &batch)?;
-        let a = physics::far_field_amplitude(&psi);
-        amplitude.extend(tensor_to_f32(&a)?.iter());
+        let len = BATCH.min(count - start);
+        let batch = physics::extract_patches(&object, &pos_t.narrow(0, start as i64, len as i64), n as i64)?;
+        let psi = physics::exit_waves(&modulated_probe, &batch)?;
+        let intensity = physics::forward::far_field_intensity_modulated(&psi)
+            .to_device(Device::Cpu)
+            .contiguous();
+        intensity.f_copy_data(&mut values[start * n * n..(start + len) * n * n], len * n * n)?;
         if cfg.store_patches {
             patches.extend(tensor_to_c64(&batch)?.iter());
         }
     }
-    // Σ A² = Σ |Ψ|² (Parseval): the energy comes from the host amplitudes,
-    // summed in order, so it does not depend on the thread count.
-    let mean_energy = amplitude.iter().map(|&a| (a as f64) * (a as f64)).sum::<f64>() / count as f64;
+    // Σ I = Σ |Ψ|² (Parseval), summed on the host per pattern, then in order,
+    // so the scale does not depend on the thread count.
+    let per_pattern: Vec<f64> = values
+        .par_chunks(n * n)
+        .map(|p| p.iter().map(|&v| v as f64).sum())
+        .collect();
+    let mean_energy = per_pattern.iter().sum::<f64>() / count as f64;
     let mut metadata = Metadata {
         seed: Some(cfg.seed),
         generator: Some(format!("ptycho-workbench {} simulate", env!("CARGO_PKG_VERSION"))),
@@ -389,16 +399,19 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
         geometry: Some(cfg.geometry),
         ..Metadata::default()
     };
-    if let Some(dose) = cfg.dose_photons {
-        let s = physics::intensity_scale(dose, mean_energy)?;
-        physics::apply_poisson_noise(&mut amplitude, n * n, s, cfg.seed, 0);
-        metadata.n_photons = Some(dose);
-        metadata.intensity_scale = Some(s);
+    match cfg.dose_photons {
+        Some(dose) => {
+            let s = physics::intensity_scale(dose, mean_energy)?;
+            physics::noisy_amplitude_from_intensity(&mut values, n * n, s, cfg.seed, 0);
+            metadata.n_photons = Some(dose);
+            metadata.intensity_scale = Some(s);
+        }
+        None => values.par_iter_mut().for_each(|v| *v = v.sqrt()),
     }
     let object_host = tensor_to_c64(&object)?.into_dimensionality::<Ix2>().expect("2-D");
     let probe_host = tensor_to_c64(&probe)?.into_dimensionality::<Ix2>().expect("2-D");
     let ds = Dataset {
-        diffraction: Array3::from_shape_vec((count, n, n), amplitude).expect("sizes agree"),
+        diffraction: Array3::from_shape_vec((count, n, n), values).expect("sizes agree"),
         start_positions_px: positions_px.clone(),
         positions_px,
         scan_index: Array1::zeros(count),

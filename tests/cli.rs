@@ -142,8 +142,17 @@ fn shipped_config_and_a_probe_from_another_dataset() -> TestResult {
     let cfg = root().join("data/sim/siemens_star_spiral.toml");
     // the shipped config, shrunk by flags (flags override the file)
     let out = ptycho(&[
-        "simulate", "--out", &p("star.npz"), "--config", cfg.to_str().unwrap(), "--n-images", "40",
-        "--object-size-px", "160", "--device", "cpu",
+        "simulate",
+        "--out",
+        &p("star.npz"),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--n-images",
+        "40",
+        "--object-size-px",
+        "160",
+        "--device",
+        "cpu",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let star = ptycho_workbench::data::read_npz(&dir.path().join("star.npz"))?;
@@ -156,8 +165,18 @@ fn shipped_config_and_a_probe_from_another_dataset() -> TestResult {
 
     // reuse its probe for a second simulation
     let out = ptycho(&[
-        "simulate", "--out", &p("lines.npz"), "--probe", &p("star.npz"), "--object", "lines", "--object-size-px",
-        "128", "--no-noise", "--device", "cpu",
+        "simulate",
+        "--out",
+        &p("lines.npz"),
+        "--probe",
+        &p("star.npz"),
+        "--object",
+        "lines",
+        "--object-size-px",
+        "128",
+        "--no-noise",
+        "--device",
+        "cpu",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines = ptycho_workbench::data::read_npz(&dir.path().join("lines.npz"))?;
@@ -165,9 +184,22 @@ fn shipped_config_and_a_probe_from_another_dataset() -> TestResult {
     assert_eq!(lines.metadata.n_photons, None);
 
     // a probe of the wrong size is refused with both sizes named
-    let out = ptycho(&["simulate", "--out", &p("bad.npz"), "--probe", &p("star.npz"), "--size-px", "32", "--device", "cpu"]);
+    let out = ptycho(&[
+        "simulate",
+        "--out",
+        &p("bad.npz"),
+        "--probe",
+        &p("star.npz"),
+        "--size-px",
+        "32",
+        "--device",
+        "cpu",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("probe.path") && err.contains("[64, 64]") && err.contains("[32, 32]"), "{err}");
+    assert!(
+        err.contains("probe.path") && err.contains("[64, 64]") && err.contains("[32, 32]"),
+        "{err}"
+    );
     Ok(())
 }

@@ -147,7 +147,10 @@ fn no_noise_stores_the_noise_free_amplitude() {
     let clean = forward_amplitudes(&ds, Device::Cpu).unwrap();
     let got: Vec<f64> = ds.diffraction.iter().map(|&v| v as f64).collect();
     let want: Vec<f64> = tensor_to_f32(&clean).unwrap().iter().map(|&v| v as f64).collect();
-    assert_eq!(got, want);
+    // the same model through another code path (batching, the shift folded
+    // into the probe): equal up to float rounding
+    let err = max_rel_err(&got, &want);
+    assert!(err < 1e-6, "relative error {err}");
     assert!(ds.metadata.intensity_scale.is_none());
 }
 

@@ -131,6 +131,9 @@ enum BenchCommand {
         n_images: usize,
         #[arg(long, default_value_t = 5)]
         repeats: usize,
+        /// Mean photons per pattern (repeat the flag for several doses).
+        #[arg(long, default_values_t = vec![1e4, 1e6])]
+        dose: Vec<f64>,
         /// Threads for libtorch and the noise sampler (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -245,10 +248,12 @@ fn run(cli: Cli) -> Result<()> {
             n_images,
             repeats,
             threads,
+            dose,
         }) => {
             let mut b = SimulateBench {
                 n_images,
                 repeats,
+                doses_photons: dose,
                 ..SimulateBench::default()
             };
             if let Some(t) = threads {

@@ -7,6 +7,7 @@ use num_complex::Complex32;
 use rand::SeedableRng;
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
@@ -193,19 +194,25 @@ impl Dataset {
         if self.probe.iter().all(|c| c.norm_sqr() == 0.0) {
             return Err(Error::value("probe", "is zero everywhere"));
         }
-        for (i, &x) in self.diffraction.iter().enumerate() {
-            if !x.is_finite() {
-                return Err(Error::value(
-                    "diffraction",
-                    format!("non-finite value {x} in pattern {}", i / (big_n * big_n)),
-                ));
-            }
-            if x < 0.0 {
-                return Err(Error::value(
-                    "diffraction",
-                    format!("negative amplitude {x} in pattern {}", i / (big_n * big_n)),
-                ));
-            }
+        // fast check first (all finite and non-negative), details only on failure
+        let valid = |x: &f32| x.is_finite() && *x >= 0.0;
+        let all_valid = match self.diffraction.as_slice() {
+            Some(v) => v.par_iter().all(valid),
+            None => self.diffraction.iter().all(valid),
+        };
+        let first_bad = (!all_valid)
+            .then(|| self.diffraction.iter().enumerate().find(|(_, x)| !valid(x)))
+            .flatten();
+        if let Some((i, &x)) = first_bad {
+            let reason = if x.is_finite() {
+                "negative amplitude"
+            } else {
+                "non-finite value"
+            };
+            return Err(Error::value(
+                "diffraction",
+                format!("{reason} {x} in pattern {}", i / (big_n * big_n)),
+            ));
         }
         if let Some(p) = &self.patches
             && p.shape() != [n, big_n, big_n]

@@ -4,11 +4,13 @@
 //! `s = sqrt(n_photons / mean_k Σ|Ψ_k|²)`, counts are `K ~ Poisson((s·A)²)`
 //! and the stored amplitude is `X = sqrt(K) / s`.
 //!
-//! Sampling runs on the host with one ChaCha8 stream per pattern
-//! (`seed`, stream = pattern index), so results do not depend on the device,
-//! the number of threads or how patterns are batched.
+//! Sampling runs on the host with one random stream per pattern
+//! ([`pattern_rng`]), so results do not depend on the device, the number of
+//! threads or how patterns are batched.
+use std::sync::LazyLock;
+
 use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -31,22 +33,40 @@ pub fn intensity_scale(dose_photons: f64, mean_energy: f64) -> Result<f64> {
     Ok((dose_photons / mean_energy).sqrt())
 }
 
-/// Replaces noise-free amplitudes `A` (patterns of `pattern_len` values,
-/// the first one being pattern number `first_index`) by `sqrt(K)/s` with
-/// `K ~ Poisson((s·A)²)`, in place.
-pub fn apply_poisson_noise(amplitude: &mut [f32], pattern_len: usize, scale: f64, seed: u64, first_index: u64) {
-    amplitude
+/// Turns noise-free intensities `I` (patterns of `pattern_len` values, the
+/// first one being pattern number `first_index`) into noisy amplitudes
+/// `X = sqrt(K)/s` with `K ~ Poisson(s²·I)`, in place.
+pub fn noisy_amplitude_from_intensity(
+    intensity: &mut [f32],
+    pattern_len: usize,
+    scale: f64,
+    seed: u64,
+    first_index: u64,
+) {
+    let s2 = scale * scale;
+    intensity
         .par_chunks_mut(pattern_len)
         .enumerate()
         .for_each(|(k, pattern)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(first_index + k as u64);
-            for a in pattern.iter_mut() {
-                let rate = (scale * *a as f64).powi(2);
-                let counts = sample_poisson(&mut rng, rate);
-                *a = ((counts as f64).sqrt() / scale) as f32;
+            let mut rng = pattern_rng(seed, first_index + k as u64);
+            for v in pattern.iter_mut() {
+                let counts = sample_poisson(&mut rng, s2 * *v as f64);
+                *v = ((counts as f64).sqrt() / scale) as f32;
             }
         });
+}
+
+/// The random stream of pattern `index`: Xoshiro256++ seeded with
+/// `splitmix64(splitmix64(seed) ^ index)`.
+pub fn pattern_rng(seed: u64, index: u64) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(splitmix64(splitmix64(seed) ^ index))
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// One draw from Poisson(`rate`). Inversion by sequential search below 10,
@@ -56,44 +76,71 @@ pub fn sample_poisson<R: Rng>(rng: &mut R, rate: f64) -> u64 {
         return 0;
     }
     if rate < 10.0 {
+        let u: f64 = rng.random();
+        // e^{−λ} ≥ 1 − λ: most draws at small rates are 0 without an exp
+        if u <= 1.0 - rate {
+            return 0;
+        }
         let mut p = (-rate).exp();
         let mut cdf = p;
-        let u: f64 = rng.random();
         let mut k = 0u64;
         while u > cdf && k < 200 {
             k += 1;
-            p *= rate / k as f64;
+            p *= rate * INV[k as usize];
             cdf += p;
         }
         return k;
     }
     let slam = rate.sqrt();
-    let loglam = rate.ln();
     let b = 0.931 + 2.53 * slam;
     let a = -0.059 + 0.02483 * b;
-    let inv_alpha = 1.1239 + 1.1328 / (b - 3.4);
     let vr = 0.9277 - 3.6224 / (b - 2.0);
     loop {
-        let u: f64 = rng.random::<f64>() - 0.5;
-        let v: f64 = rng.random();
+        // two 32-bit uniforms from one draw
+        let bits = rng.next_u64();
+        let u = (bits >> 32) as f64 * TWO_POW_M32 - 0.5;
+        let v = ((bits & 0xFFFF_FFFF) as f64 + 0.5) * TWO_POW_M32;
         let us = 0.5 - u.abs();
         let k = ((2.0 * a / us + b) * u + rate + 0.43).floor();
+        // quick acceptance (most draws end here)
         if us >= 0.07 && v <= vr {
             return k as u64;
         }
         if k < 0.0 || (us < 0.013 && v > us) {
             continue;
         }
-        if v.ln() + inv_alpha.ln() - (a / (us * us) + b).ln() <= -rate + k * loglam - ln_factorial(k as u64) {
+        // ln v + ln(1/α) − ln(a/us² + b) as one logarithm
+        let inv_alpha = 1.1239 + 1.1328 / (b - 3.4);
+        if (v * inv_alpha / (a / (us * us) + b)).ln() <= -rate + k * rate.ln() - ln_factorial(k as u64) {
             return k as u64;
         }
     }
 }
 
-/// `ln(k!)`: exact sum below 20, Stirling's series (error < 1e-12) above.
+const TWO_POW_M32: f64 = 1.0 / 4_294_967_296.0;
+
+/// `1/k` for the inversion loop (index 0 unused).
+static INV: LazyLock<[f64; 201]> = LazyLock::new(|| {
+    let mut t = [0.0; 201];
+    for (k, v) in t.iter_mut().enumerate().skip(1) {
+        *v = 1.0 / k as f64;
+    }
+    t
+});
+
+/// `ln(k!)` for `k < 256`.
+static LN_FACTORIAL: LazyLock<[f64; 256]> = LazyLock::new(|| {
+    let mut t = [0.0; 256];
+    for k in 2..256 {
+        t[k] = t[k - 1] + (k as f64).ln();
+    }
+    t
+});
+
+/// `ln(k!)`: a table below 256, Stirling's series (error < 1e-15) above.
 pub fn ln_factorial(k: u64) -> f64 {
-    if k < 20 {
-        return (2..=k).map(|i| (i as f64).ln()).sum();
+    if k < 256 {
+        return LN_FACTORIAL[k as usize];
     }
     let n = k as f64 + 1.0; // ln Γ(n)
     (n - 0.5) * n.ln() - n + 0.5 * (2.0 * std::f64::consts::PI).ln() + 1.0 / (12.0 * n) - 1.0 / (360.0 * n.powi(3))
@@ -105,7 +152,7 @@ mod tests {
     use super::*;
 
     fn moments(rate: f64, draws: usize) -> (f64, f64) {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut rng = pattern_rng(7, 0);
         let xs: Vec<f64> = (0..draws).map(|_| sample_poisson(&mut rng, rate) as f64).collect();
         let mean = xs.iter().sum::<f64>() / draws as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (draws - 1) as f64;
@@ -127,7 +174,7 @@ mod tests {
 
     #[test]
     fn poisson_probability_of_zero_matches_exp_minus_rate() {
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut rng = pattern_rng(3, 1);
         let n = 100_000;
         let zeros = (0..n).filter(|_| sample_poisson(&mut rng, 1.5) == 0).count();
         let p = zeros as f64 / n as f64;
@@ -136,7 +183,7 @@ mod tests {
 
     #[test]
     fn ln_factorial_matches_direct_sum_across_the_switch() {
-        for k in [0u64, 1, 5, 19, 20, 21, 50, 170] {
+        for k in [0u64, 1, 5, 19, 20, 21, 50, 170, 255, 256, 257, 1000] {
             let direct: f64 = (2..=k).map(|i| (i as f64).ln()).sum();
             assert!((ln_factorial(k) - direct).abs() < 1e-9 * direct.max(1.0), "k = {k}");
         }
@@ -144,13 +191,13 @@ mod tests {
 
     #[test]
     fn noise_is_independent_of_batching() {
-        let clean: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin().abs()).collect();
+        let clean: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin().powi(2)).collect();
         let mut whole = clean.clone();
-        apply_poisson_noise(&mut whole, 16, 30.0, 11, 0);
+        noisy_amplitude_from_intensity(&mut whole, 16, 30.0, 11, 0);
         let mut parts = clean.clone();
         let (a, b) = parts.split_at_mut(32);
-        apply_poisson_noise(a, 16, 30.0, 11, 0);
-        apply_poisson_noise(b, 16, 30.0, 11, 2);
+        noisy_amplitude_from_intensity(a, 16, 30.0, 11, 0);
+        noisy_amplitude_from_intensity(b, 16, 30.0, 11, 2);
         assert_eq!(whole, parts);
         // (s·X)² are integers
         for x in &whole {

@@ -30,6 +30,29 @@ fn grid(h: i64, w: i64, device: Device) -> (Tensor, Tensor) {
     (x, y)
 }
 
+/// The part of `img` within `reach` of the box `lo..hi` (pixel coordinates),
+/// as coordinate grids `(x, y)` (f64) and a view into `img` to add to;
+/// `None` when it misses the image.
+fn window(img: &Tensor, lo: (f64, f64), hi: (f64, f64), reach: f64) -> Option<(Tensor, Tensor, Tensor)> {
+    let (h, w) = (img.size()[0], img.size()[1]);
+    let x0 = ((lo.0 - reach).floor() as i64).max(0);
+    let y0 = ((lo.1 - reach).floor() as i64).max(0);
+    let x1 = ((hi.0 + reach).ceil() as i64).min(w - 1);
+    let y1 = ((hi.1 + reach).ceil() as i64).min(h - 1);
+    if x1 < x0 || y1 < y0 {
+        return None;
+    }
+    let (ww, hh) = (x1 - x0 + 1, y1 - y0 + 1);
+    let device = img.device();
+    let y = (Tensor::arange(hh, (Kind::Double, device)) + y0 as f64)
+        .view([hh, 1])
+        .expand([hh, ww], false);
+    let x = (Tensor::arange(ww, (Kind::Double, device)) + x0 as f64)
+        .view([1, ww])
+        .expand([hh, ww], false);
+    Some((x, y, img.narrow(0, y0, hh).narrow(1, x0, ww)))
+}
+
 /// A Siemens star with `spokes` black/white sector pairs filling a disk of
 /// radius 0.45·min(H, W) around the centre; 4×4 supersampled edges.
 ///
@@ -80,8 +103,7 @@ pub fn random_lines<R: Rng>(
     if !(width_px.is_finite() && width_px > 0.0) {
         return Err(Error::config("object.line_width_px", "must be positive"));
     }
-    let (x, y) = grid(h, w, device);
-    let mut img = Tensor::zeros([h, w], (Kind::Double, device));
+    let img = Tensor::zeros([h, w], (Kind::Float, device));
     let size = h.min(w) as f64;
     for _ in 0..count {
         let cx = rng.random_range(0.0..w as f64);
@@ -91,14 +113,24 @@ pub fn random_lines<R: Rng>(
         let (dx, dy) = (half * angle.cos(), half * angle.sin());
         let (ax, ay) = (cx - dx, cy - dy);
         let len2 = 4.0 * half * half;
+        // only pixels within 6σ of the segment get a visible contribution
+        let reach = 6.0 * width_px;
+        let Some((x, y, mut view)) = window(
+            &img,
+            (ax.min(cx + dx), ay.min(cy + dy)),
+            (ax.max(cx + dx), ay.max(cy + dy)),
+            reach,
+        ) else {
+            continue;
+        };
         // projection of each pixel on the segment a → a + 2d, clamped to it
         let t = (((&x - ax) * (2.0 * dx) + (&y - ay) * (2.0 * dy)) / len2).clamp(0.0, 1.0);
         let ex = &x - ax - &t * (2.0 * dx);
         let ey = &y - ay - &t * (2.0 * dy);
         let d2 = ex.square() + ey.square();
-        img += (d2 / (-2.0 * width_px * width_px)).exp();
+        view += (d2 / (-2.0 * width_px * width_px)).exp().to_kind(Kind::Float);
     }
-    Ok(img.clamp(0.0, 1.0).to_kind(Kind::Float))
+    Ok(img.clamp(0.0, 1.0))
 }
 
 /// Random Gaussian blobs (σ between 2 % and 8 % of the object size, random
@@ -111,19 +143,21 @@ pub fn random_blobs<R: Rng>(h: i64, w: i64, count: usize, rng: &mut R, device: D
     if count == 0 {
         return Err(Error::config("object.features", "blobs need at least 1 blob"));
     }
-    let (x, y) = grid(h, w, device);
-    let mut img = Tensor::zeros([h, w], (Kind::Double, device));
+    let img = Tensor::zeros([h, w], (Kind::Float, device));
     let size = h.min(w) as f64;
     for _ in 0..count {
         let cx = rng.random_range(0.0..w as f64);
         let cy = rng.random_range(0.0..h as f64);
         let sigma = size * rng.random_range(0.02..0.08);
         let height = rng.random_range(0.3..1.0);
+        let Some((x, y, mut view)) = window(&img, (cx, cy), (cx, cy), 6.0 * sigma) else {
+            continue;
+        };
         let d2 = (&x - cx).square() + (&y - cy).square();
-        img += (d2 / (-2.0 * sigma * sigma)).exp() * height;
+        view += ((d2 / (-2.0 * sigma * sigma)).exp() * height).to_kind(Kind::Float);
     }
     let peak = img.max().double_value(&[]);
-    Ok((img / peak).to_kind(Kind::Float))
+    Ok(img / peak)
 }
 
 /// `A·e^{iφ}` with `A = a_min + (1 − a_min)·amplitude_map` and
