@@ -26,8 +26,11 @@ pub mod array;
 pub mod bench;
 pub mod data;
 pub mod error;
+pub mod grouping;
+pub mod model;
 pub mod physics;
 pub mod simulate;
+pub mod train;
 
 pub use error::{Error, Result};
 

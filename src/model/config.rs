@@ -1,0 +1,110 @@
+//! `ModelConfig`: everything that fixes a network's structure. Saved
+//! resolved in every bundle; weights are loaded into the structure it builds.
+use serde::{Deserialize, Serialize};
+
+use crate::data::SUPPORTED_N;
+use crate::error::{Error, Result};
+
+/// Which model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// Physics-informed: trained through the forward model on diffraction alone.
+    Pinn,
+    /// PtychoNN-style baseline: trained on ground-truth patches.
+    Supervised,
+}
+
+/// Activation of the amplitude head's central branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AmpActivation {
+    Sigmoid,
+    Swish,
+    Softplus,
+    Relu,
+}
+
+/// Structure of a network (PtychoPINN's defaults where it has them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub kind: ModelKind,
+    /// Patch size N (32, 64, 128).
+    pub n: usize,
+    /// 1 or 2: the network sees `C = gridsize²` patterns per group.
+    pub gridsize: usize,
+    /// Multiplies every filter count (PtychoPINN `n_filters_scale`, default 2).
+    pub n_filters_scale: usize,
+    pub amp_activation: AmpActivation,
+    /// Predict the patch border (outside the central N/2 square) with its own
+    /// branch (PtychoPINN `probe.big`, default true).
+    pub border_branch: bool,
+    /// Largest |relative offset| in a group the overlap constraint's canvas
+    /// holds; the canvas is `N + 2·ceil(max_offset_px)` wide.
+    pub max_offset_px: f64,
+    /// Train the intensity scale (log-parameterised) with the network.
+    pub intensity_scale_trainable: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            kind: ModelKind::Pinn,
+            n: 64,
+            gridsize: 1,
+            n_filters_scale: 2,
+            amp_activation: AmpActivation::Sigmoid,
+            border_branch: true,
+            max_offset_px: 16.0,
+            intensity_scale_trainable: true,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Patterns per group `C`.
+    pub fn channels(&self) -> usize {
+        self.gridsize * self.gridsize
+    }
+
+    /// Padding of the overlap canvas on each side.
+    pub fn canvas_pad(&self) -> i64 {
+        self.max_offset_px.ceil() as i64 + 1
+    }
+
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        if !SUPPORTED_N.contains(&self.n) {
+            return Err(Error::config(
+                "model.n",
+                format!("must be one of {SUPPORTED_N:?}, got {}", self.n),
+            ));
+        }
+        if !(self.gridsize == 1 || self.gridsize == 2) {
+            return Err(Error::config(
+                "model.gridsize",
+                format!("must be 1 or 2, got {}", self.gridsize),
+            ));
+        }
+        if self.kind == ModelKind::Supervised && self.gridsize != 1 {
+            return Err(Error::config(
+                "model.gridsize",
+                "the supervised baseline sees single patterns: use gridsize 1 (groups are flattened for it)",
+            ));
+        }
+        if !(1..=8).contains(&self.n_filters_scale) {
+            return Err(Error::config(
+                "model.n_filters_scale",
+                format!("must be in 1..=8, got {}", self.n_filters_scale),
+            ));
+        }
+        if !(self.max_offset_px.is_finite() && self.max_offset_px >= 0.0 && self.max_offset_px <= self.n as f64) {
+            return Err(Error::config(
+                "model.max_offset_px",
+                format!("must be in [0, N = {}], got {}", self.n, self.max_offset_px),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,42 @@
+//! Weight initialisation from our own seeded RNG, so a model's starting
+//! point depends on its seed only (not on libtorch's global generator, which
+//! other code may draw from at the same time).
+//!
+//! Every parameter is uniform in `±1/sqrt(fan_in)` (libtorch's default for
+//! convolutions: Kaiming-uniform with a = √5, and the same bound for biases);
+//! `fan_in` is the bias' layer's input size. Parameters are visited in name
+//! order, each from its own ChaCha8 stream.
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tch::{Kind, Tensor, nn};
+
+/// Re-draws every variable whose name ends in `weight` or `bias`.
+pub fn reinitialise(vs: &nn::VarStore, seed: u64) {
+    let vars = vs.variables();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    tch::no_grad(|| {
+        for (stream, name) in names.iter().enumerate() {
+            let t = &vars[*name];
+            let fan_in = if name.ends_with("weight") {
+                let s = t.size();
+                s[1..].iter().product::<i64>()
+            } else if let Some(layer) = name.strip_suffix("bias") {
+                let w = &vars[&format!("{layer}weight")];
+                w.size()[1..].iter().product::<i64>()
+            } else {
+                continue;
+            };
+            let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(stream as u64);
+            let values: Vec<f32> = (0..t.numel()).map(|_| rng.random_range(-bound..bound) as f32).collect();
+            let src = Tensor::from_slice(&values)
+                .view(t.size().as_slice())
+                .to_kind(Kind::Float)
+                .to_device(t.device());
+            let mut dst = t.shallow_clone();
+            dst.copy_(&src);
+        }
+    });
+}

@@ -1,0 +1,105 @@
+//! Physics layers between the generator and the loss: the overlap
+//! constraint (per-group reassembly and re-extraction), illumination and
+//! the far field (DESIGN §3).
+use tch::{Kind, Tensor};
+
+use crate::error::Result;
+use crate::physics::{far_field_amplitude, translate};
+
+/// Places the `C` patches of each group on a shared `(N + 2·pad)²` canvas at
+/// their relative offsets and averages where they overlap (normalised by
+/// coverage). Reassembly is per group, never across the batch.
+///
+/// # Shapes
+/// - `patches`: `[B, C, N, N]` complex64
+/// - `offsets_px`: `[B, C, 2]` float, `(dx, dy)` = member − centroid
+/// - returns `[B, M, M]` complex64 with `M = N + 2·pad`
+pub fn reassemble(patches: &Tensor, offsets_px: &Tensor, pad: i64) -> Result<Tensor> {
+    let s = patches.size();
+    let (b, c, n) = (s[0], s[1], s[2]);
+    let m = n + 2 * pad;
+    let flat_offsets = offsets_px.reshape([b * c, 2]);
+    let padded = patches.reshape([b * c, n, n]).constant_pad_nd([pad, pad, pad, pad]);
+    let placed = translate(&padded, &flat_offsets)?
+        .view([b, c, m, m])
+        .sum_dim_intlist(1, false, None);
+    let ones = Tensor::ones([b * c, n, n], (Kind::Float, patches.device())).constant_pad_nd([pad, pad, pad, pad]);
+    let coverage = translate(&ones, &flat_offsets)?
+        .view([b, c, m, m])
+        .sum_dim_intlist(1, false, None);
+    // zero where nothing lands; an average of the patches elsewhere
+    Ok(placed / coverage.clamp_min(1e-3))
+}
+
+/// Cuts each member's `N×N` patch back out of its group's canvas.
+///
+/// # Shapes
+/// - `canvas`: `[B, M, M]` complex64; `offsets_px`: `[B, C, 2]` → `[B, C, N, N]`
+pub fn extract(canvas: &Tensor, offsets_px: &Tensor, n: i64) -> Result<Tensor> {
+    let s = canvas.size();
+    let (b, m) = (s[0], s[1]);
+    let c = offsets_px.size()[1];
+    let pad = (m - n) / 2;
+    let repeated = canvas.unsqueeze(1).expand([b, c, m, m], false).reshape([b * c, m, m]);
+    let centred = translate(&repeated, &(-offsets_px.reshape([b * c, 2])))?;
+    Ok(centred.narrow(1, pad, n).narrow(2, pad, n).reshape([b, c, n, n]))
+}
+
+/// The central `N×N` of a canvas: the object seen from the group centroid.
+///
+/// # Shapes
+/// `[B, M, M]` → `[B, N, N]`
+pub fn trim(canvas: &Tensor, n: i64) -> Tensor {
+    let pad = (canvas.size()[1] - n) / 2;
+    canvas.narrow(1, pad, n).narrow(2, pad, n)
+}
+
+/// Far-field amplitude of object patches under the probe.
+///
+/// # Shapes
+/// - `patches`: `[B, C, N, N]` complex64; `probe`: `[N, N]` complex64 → `[B, C, N, N]` f32
+pub fn diffract(patches: &Tensor, probe: &Tensor) -> Tensor {
+    far_field_amplitude(&(patches * probe))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn offsets(v: &[f32], b: i64, c: i64) -> Tensor {
+        Tensor::from_slice(v).view([b, c, 2])
+    }
+
+    #[test]
+    fn identical_patches_reassemble_to_themselves() {
+        tch::manual_seed(4);
+        // one object seen at four offsets: patches cut from one field
+        let field = Tensor::randn([1, 40, 40], (Kind::ComplexFloat, Device::Cpu));
+        let offs = offsets(&[-2.0, -3.0, 2.0, -3.0, -2.0, 3.0, 2.0, 3.0], 1, 4);
+        // patches of the field around the canvas centre + offset
+        let pad = 4;
+        let cut = |dx: i64, dy: i64| field.narrow(1, 12 + dy, 16).narrow(2, 12 + dx, 16);
+        let patches = Tensor::stack(&[cut(-2, -3), cut(2, -3), cut(-2, 3), cut(2, 3)], 1);
+        let canvas = reassemble(&patches, &offs, pad).unwrap();
+        // inside the union of the patches the canvas is the field itself
+        let expect = field.narrow(1, 12 - pad, 24).narrow(2, 12 - pad, 24);
+        let inner = |t: &Tensor| t.narrow(1, 6, 12).narrow(2, 6, 12);
+        let d = (inner(&canvas) - inner(&expect)).abs().max().double_value(&[]);
+        assert!(d < 1e-5, "{d}");
+        // re-extraction returns each patch where it was covered
+        let back = extract(&canvas, &offs, 16).unwrap();
+        let d = (&back - &patches).abs().max().double_value(&[]);
+        assert!(d < 1e-5, "{d}");
+    }
+
+    #[test]
+    fn a_one_pixel_patch_lands_at_centre_plus_offset() {
+        let patch = Tensor::zeros([1, 1, 8, 8], (Kind::ComplexFloat, Device::Cpu));
+        let _ = patch.get(0).get(0).get(4).get(4).fill_(1.0); // index (N/2, N/2)
+        let canvas = reassemble(&patch, &offsets(&[2.0, 1.0], 1, 1), 3).unwrap();
+        // canvas centre M/2 = 7; + (dx, dy) = (2, 1) → column 9, row 8
+        let i = canvas.abs().view([-1]).argmax(0, false).int64_value(&[]);
+        assert_eq!((i / 14, i % 14), (8, 9));
+    }
+}

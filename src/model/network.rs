@@ -1,0 +1,212 @@
+//! The convolutional generator: a shared encoder and two decoders
+//! (amplitude, phase), PtychoPINN's "U-Net-like" CNN without skip
+//! connections (ptychopinn.md §2.2).
+//!
+//! Every layer sits on an explicit literal path: the parameter names are a
+//! file format (`weights.safetensors`), pinned by a snapshot test.
+use std::f64::consts::PI;
+
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+use super::config::{AmpActivation, ModelConfig};
+
+/// Border channels handed to the border branch (PtychoPINN's `c_outer`).
+const BORDER_CHANNELS: i64 = 4;
+
+fn conv3(p: nn::Path, cin: i64, cout: i64) -> nn::Conv2D {
+    nn::conv2d(
+        p,
+        cin,
+        cout,
+        3,
+        nn::ConvConfig {
+            padding: 1,
+            ..Default::default()
+        },
+    )
+}
+
+/// Conv3×3 + ReLU, twice.
+#[derive(Debug)]
+struct DoubleConv {
+    a: nn::Conv2D,
+    b: nn::Conv2D,
+}
+
+impl DoubleConv {
+    fn new(p: &nn::Path, cin: i64, cout: i64) -> Self {
+        DoubleConv {
+            a: conv3(p / "conv_a", cin, cout),
+            b: conv3(p / "conv_b", cout, cout),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.b.forward(&self.a.forward(x).relu()).relu()
+    }
+}
+
+fn log2(v: usize) -> usize {
+    v.trailing_zeros() as usize
+}
+
+/// Encoder: `log2(N/8)` blocks of double conv + 2×2 max-pool, ending at
+/// 8×8 with `nfs·128` channels.
+#[derive(Debug)]
+pub struct Encoder {
+    blocks: Vec<DoubleConv>,
+}
+
+impl Encoder {
+    /// # Shapes
+    /// input `[B, c_in, N, N]` → `[B, nfs·128, 8, 8]`
+    pub fn new(p: &nn::Path, cfg: &ModelConfig, c_in: i64) -> Self {
+        let nfs = cfg.n_filters_scale as i64;
+        let count = log2(cfg.n / 8);
+        let mut blocks = Vec::with_capacity(count);
+        let mut cin = c_in;
+        for i in 0..count {
+            let f = (nfs * 128) >> (count - 1 - i);
+            blocks.push(DoubleConv::new(&(p / format!("block{}", i + 1)), cin, f));
+            cin = f;
+        }
+        Encoder { blocks }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.blocks
+            .iter()
+            .fold(x.shallow_clone(), |h, b| b.forward(&h).max_pool2d_default(2))
+    }
+}
+
+/// Double conv + nearest 2× upsampling, `count` times; filters halve each time
+/// and end at `last_filters`.
+#[derive(Debug)]
+struct UpStack {
+    blocks: Vec<DoubleConv>,
+}
+
+impl UpStack {
+    fn new(p: &nn::Path, cin: i64, count: usize, last_filters: i64) -> Self {
+        let mut blocks = Vec::with_capacity(count);
+        let mut c = cin;
+        for j in 0..count {
+            let f = last_filters << (count - 1 - j);
+            blocks.push(DoubleConv::new(&(p / format!("block{}", j + 1)), c, f));
+            c = f;
+        }
+        UpStack { blocks }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.blocks.iter().fold(x.shallow_clone(), |h, b| {
+            let y = b.forward(&h);
+            let s = y.size();
+            y.upsample_nearest2d([s[2] * 2, s[3] * 2], None, None)
+        })
+    }
+}
+
+/// Which head a decoder is.
+#[derive(Debug, Clone, Copy)]
+pub enum Head {
+    Amplitude(AmpActivation),
+    Phase,
+}
+
+/// A PINN decoder: base up-blocks to N/2, then the central branch (conv →
+/// activation → zero-pad N/4) plus, optionally, the border branch
+/// (up-block → conv → swish → border mask).
+#[derive(Debug)]
+pub struct PinnDecoder {
+    base: UpStack,
+    centre: nn::Conv2D,
+    border: Option<(DoubleConv, nn::Conv2D)>,
+    head: Head,
+    n: i64,
+}
+
+impl PinnDecoder {
+    /// # Shapes
+    /// `[B, nfs·128, 8, 8]` → `[B, C, N, N]`
+    pub fn new(p: &nn::Path, cfg: &ModelConfig, head: Head) -> Self {
+        let nfs = cfg.n_filters_scale as i64;
+        let n = cfg.n as i64;
+        let c_out = cfg.channels() as i64;
+        let base_out = nfs * 32;
+        let base = UpStack::new(&(p / "base"), nfs * 128, log2(cfg.n / 16), base_out);
+        let centre = conv3(p / "centre", base_out - BORDER_CHANNELS, c_out);
+        let border = cfg.border_branch.then(|| {
+            let f = nfs * 2048 / n;
+            (
+                DoubleConv::new(&(p / "border"), BORDER_CHANNELS, f),
+                conv3(p / "border" / "out", f, c_out),
+            )
+        });
+        PinnDecoder {
+            base,
+            centre,
+            border,
+            head,
+            n,
+        }
+    }
+
+    pub fn forward(&self, z: &Tensor) -> Tensor {
+        let h = self.base.forward(z);
+        let ch = h.size()[1];
+        let centre = self.centre.forward(&h.narrow(1, 0, ch - BORDER_CHANNELS));
+        let centre = match self.head {
+            Head::Amplitude(AmpActivation::Sigmoid) => centre.sigmoid(),
+            Head::Amplitude(AmpActivation::Swish) => centre.silu(),
+            Head::Amplitude(AmpActivation::Softplus) => centre.softplus(),
+            Head::Amplitude(AmpActivation::Relu) => centre.relu(),
+            Head::Phase => centre.tanh() * PI,
+        };
+        let q = self.n / 4;
+        let out = centre.constant_pad_nd([q, q, q, q]);
+        match &self.border {
+            None => out,
+            Some((up, conv)) => {
+                let b = up.forward(&h.narrow(1, ch - BORDER_CHANNELS, BORDER_CHANNELS));
+                let s = b.size();
+                let b = b.upsample_nearest2d([s[2] * 2, s[3] * 2], None, None);
+                let b = conv.forward(&b).silu() * border_mask(self.n, b.device());
+                out + b
+            }
+        }
+    }
+}
+
+/// 1 outside the central N/2 × N/2 square, 0 inside. # Shapes: `[N, N]` f32.
+pub fn border_mask(n: i64, device: tch::Device) -> Tensor {
+    let inner = Tensor::ones([n / 2, n / 2], (Kind::Float, device)).constant_pad_nd([n / 4, n / 4, n / 4, n / 4]);
+    1.0 - inner
+}
+
+/// A plain decoder for the supervised baseline: up-blocks from 8×8 back to
+/// N×N, then a linear 3×3 conv to one channel.
+#[derive(Debug)]
+pub struct PlainDecoder {
+    up: UpStack,
+    out: nn::Conv2D,
+}
+
+impl PlainDecoder {
+    /// # Shapes
+    /// `[B, nfs·128, 8, 8]` → `[B, 1, N, N]`
+    pub fn new(p: &nn::Path, cfg: &ModelConfig) -> Self {
+        let nfs = cfg.n_filters_scale as i64;
+        let up = UpStack::new(&(p / "base"), nfs * 128, log2(cfg.n / 8), nfs * 32);
+        PlainDecoder {
+            up,
+            out: conv3(p / "out", nfs * 32, 1),
+        }
+    }
+
+    pub fn forward(&self, z: &Tensor) -> Tensor {
+        self.out.forward(&self.up.forward(z))
+    }
+}

@@ -1,0 +1,215 @@
+//! The PINN: generator → (overlap constraint) → probe → far field → scale.
+//! One set of weights, two entry points: [`Pinn::autoencoder`] (training)
+//! and [`Pinn::diffraction_to_obj`] (inference).
+use tch::{Device, Kind, Tensor, nn};
+
+use super::config::{ModelConfig, ModelKind};
+use super::layers;
+use super::network::{Encoder, Head, PinnDecoder};
+use crate::error::{Error, Result};
+
+/// Name of the log intensity scale in the weights file.
+pub const LOG_SCALE_NAME: &str = "log_intensity_scale";
+
+/// What the autoencoder returns.
+#[derive(Debug)]
+pub struct PinnOutput {
+    /// The object seen from the group centroid, `[B, N, N]` complex64.
+    pub object: Tensor,
+    /// Predicted amplitudes in count units, `exp(log s)·|F(P·O_k)|`, `[B, C, N, N]` f32.
+    pub amplitude_scaled: Tensor,
+}
+
+impl PinnOutput {
+    /// Predicted counts (Poisson rates) `[B, C, N, N]`.
+    pub fn counts(&self) -> Tensor {
+        self.amplitude_scaled.square()
+    }
+}
+
+/// A physics-informed network. Owns its weights (`VarStore`) and probe.
+#[derive(Debug)]
+pub struct Pinn {
+    cfg: ModelConfig,
+    vs: nn::VarStore,
+    encoder: Encoder,
+    amplitude: PinnDecoder,
+    phase: PinnDecoder,
+    log_scale: Tensor,
+    probe: Tensor,
+}
+
+impl Pinn {
+    /// Builds the network with fresh weights (fixed by `seed`) on `device`;
+    /// `probe` is `[N, N]` complex64, `intensity_scale` the dataset's `s`.
+    pub fn new(cfg: &ModelConfig, probe: &Tensor, intensity_scale: f64, seed: u64, device: Device) -> Result<Self> {
+        cfg.validate()?;
+        if cfg.kind != ModelKind::Pinn {
+            return Err(Error::config("model.kind", "Pinn::new needs kind = \"pinn\""));
+        }
+        let n = cfg.n as i64;
+        if probe.size() != [n, n] {
+            return Err(Error::shape(
+                "probe",
+                format!("[{n}, {n}]"),
+                format!("{:?}", probe.size()),
+            ));
+        }
+        if !(intensity_scale.is_finite() && intensity_scale > 0.0) {
+            return Err(Error::value(
+                "intensity scale",
+                format!("must be positive, got {intensity_scale}"),
+            ));
+        }
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let c = cfg.channels() as i64;
+        let encoder = Encoder::new(&(&root / "encoder"), cfg, c);
+        let amplitude = PinnDecoder::new(&(&root / "amplitude"), cfg, Head::Amplitude(cfg.amp_activation));
+        let phase = PinnDecoder::new(&(&root / "phase"), cfg, Head::Phase);
+        let log_scale = root.var(LOG_SCALE_NAME, &[], nn::Init::Const(intensity_scale.ln()));
+        let log_scale = if cfg.intensity_scale_trainable {
+            log_scale
+        } else {
+            log_scale.set_requires_grad(false)
+        };
+        super::init::reinitialise(&vs, seed);
+        Ok(Pinn {
+            cfg: cfg.clone(),
+            vs,
+            encoder,
+            amplitude,
+            phase,
+            log_scale,
+            probe: probe.to_device(device).to_kind(Kind::ComplexFloat),
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// The probe `[N, N]` complex64.
+    pub fn probe(&self) -> &Tensor {
+        &self.probe
+    }
+
+    /// Current intensity scale `exp(log s)`.
+    pub fn intensity_scale(&self) -> f64 {
+        self.log_scale.exp().double_value(&[])
+    }
+
+    /// Object patches predicted for each member.
+    ///
+    /// # Shapes
+    /// `x`: `[B, C, N, N]` normalised diffraction amplitude → `[B, C, N, N]` complex64
+    pub fn object_patches(&self, x: &Tensor) -> Tensor {
+        let z = self.encoder.forward(x);
+        let a = self.amplitude.forward(&z);
+        let phi = self.phase.forward(&z);
+        // A·e^{iφ}; A may be negative on the border (swish), so no `polar`
+        Tensor::complex(&(&a * phi.cos()), &(&a * phi.sin()))
+    }
+
+    fn check_inputs(&self, x: &Tensor, offsets_px: &Tensor) -> Result<()> {
+        let (c, n) = (self.cfg.channels() as i64, self.cfg.n as i64);
+        let s = x.size();
+        if s.len() != 4 || s[1..] != [c, n, n] {
+            return Err(Error::shape(
+                "diffraction input",
+                format!("[B, {c}, {n}, {n}]"),
+                format!("{s:?}"),
+            ));
+        }
+        if offsets_px.size() != [s[0], c, 2] {
+            return Err(Error::shape(
+                "offsets",
+                format!("[{}, {c}, 2]", s[0]),
+                format!("{:?}", offsets_px.size()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The overlap constraint: patches after reassembly and re-extraction,
+    /// and the object at the centroid. For gridsize 1 both are the patch.
+    fn constrain(&self, patches: &Tensor, offsets_px: &Tensor) -> Result<(Tensor, Tensor)> {
+        if self.cfg.channels() == 1 {
+            return Ok((patches.shallow_clone(), patches.select(1, 0)));
+        }
+        let n = self.cfg.n as i64;
+        let canvas = layers::reassemble(patches, offsets_px, self.cfg.canvas_pad())?;
+        Ok((layers::extract(&canvas, offsets_px, n)?, layers::trim(&canvas, n)))
+    }
+
+    /// The training model.
+    ///
+    /// # Shapes
+    /// - `x`: `[B, C, N, N]` f32 normalised diffraction amplitude
+    /// - `offsets_px`: `[B, C, 2]` f32, member − centroid
+    pub fn autoencoder(&self, x: &Tensor, offsets_px: &Tensor) -> Result<PinnOutput> {
+        self.check_inputs(x, offsets_px)?;
+        let patches = self.object_patches(x);
+        let (constrained, object) = self.constrain(&patches, &offsets_px.to_kind(Kind::Float))?;
+        let amplitude = layers::diffract(&constrained, &self.probe);
+        Ok(PinnOutput {
+            object,
+            amplitude_scaled: amplitude * self.log_scale.exp(),
+        })
+    }
+
+    /// The inference model: the object at each group centroid.
+    ///
+    /// # Shapes
+    /// `x`: `[B, C, N, N]`, `offsets_px`: `[B, C, 2]` → `[B, N, N]` complex64
+    pub fn diffraction_to_obj(&self, x: &Tensor, offsets_px: &Tensor) -> Result<Tensor> {
+        self.check_inputs(x, offsets_px)?;
+        let patches = self.object_patches(x);
+        Ok(self.constrain(&patches, &offsets_px.to_kind(Kind::Float))?.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(n: i64) -> Tensor {
+        crate::physics::disk_probe(n, n as f64 / 4.0, 1.0, Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn shapes_for_gridsize_one_and_two() {
+        tch::manual_seed(0);
+        for g in [1usize, 2] {
+            let cfg = ModelConfig {
+                n: 32,
+                gridsize: g,
+                ..ModelConfig::default()
+            };
+            let m = Pinn::new(&cfg, &probe(32), 10.0, 0, Device::Cpu).unwrap();
+            let c = (g * g) as i64;
+            let x = Tensor::rand([3, c, 32, 32], (Kind::Float, Device::Cpu));
+            let off = Tensor::zeros([3, c, 2], (Kind::Float, Device::Cpu));
+            let out = m.autoencoder(&x, &off).unwrap();
+            assert_eq!(out.object.size(), [3, 32, 32]);
+            assert_eq!(out.amplitude_scaled.size(), [3, c, 32, 32]);
+            assert!((m.intensity_scale() - 10.0).abs() < 1e-4);
+            assert_eq!(m.diffraction_to_obj(&x, &off).unwrap().size(), [3, 32, 32]);
+            // wrong channel count is an error, not a libtorch abort
+            let bad = Tensor::rand([3, c + 1, 32, 32], (Kind::Float, Device::Cpu));
+            assert!(m.autoencoder(&bad, &off).is_err());
+        }
+    }
+}

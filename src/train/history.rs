@@ -1,0 +1,89 @@
+//! The loss history of a training run.
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based.
+    pub epoch: usize,
+    pub train_loss: f64,
+    /// `None` without a validation split.
+    pub val_loss: Option<f64>,
+    pub learning_rate: f64,
+    pub seconds: f64,
+}
+
+/// Every epoch of a run, in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub epochs: Vec<EpochRecord>,
+}
+
+impl History {
+    /// CSV with the header `epoch,train_loss,val_loss,learning_rate,seconds`
+    /// (an empty `val_loss` when there is none).
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from("epoch,train_loss,val_loss,learning_rate,seconds\n");
+        for r in &self.epochs {
+            let val = r.val_loss.map_or(String::new(), |v| format!("{v:.9e}"));
+            s.push_str(&format!(
+                "{},{:.9e},{},{:.6e},{:.3}\n",
+                r.epoch, r.train_loss, val, r.learning_rate, r.seconds
+            ));
+        }
+        s
+    }
+
+    pub fn last(&self) -> Option<&EpochRecord> {
+        self.epochs.last()
+    }
+}
+
+impl fmt::Display for History {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:>5} {:>14} {:>14} {:>10} {:>8}",
+            "epoch", "train loss", "val loss", "lr", "s"
+        )?;
+        for r in &self.epochs {
+            let val = r.val_loss.map_or("-".to_string(), |v| format!("{v:.6e}"));
+            writeln!(
+                f,
+                "{:>5} {:>14.6e} {:>14} {:>10.2e} {:>8.2}",
+                r.epoch, r.train_loss, val, r.learning_rate, r.seconds
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Receives progress from a training run.
+pub trait TrainObserver {
+    /// After every epoch.
+    fn on_epoch(&mut self, record: &EpochRecord, total_epochs: usize);
+}
+
+/// Prints one line per epoch to stderr (notebooks and logs).
+#[derive(Debug, Default)]
+pub struct LineObserver;
+
+impl TrainObserver for LineObserver {
+    fn on_epoch(&mut self, r: &EpochRecord, total: usize) {
+        let val = r.val_loss.map_or("-".to_string(), |v| format!("{v:.6e}"));
+        eprintln!(
+            "epoch {}/{total}  train {:.6e}  val {val}  lr {:.2e}  {:.1} s",
+            r.epoch, r.train_loss, r.learning_rate, r.seconds
+        );
+    }
+}
+
+/// Reports nothing.
+#[derive(Debug, Default)]
+pub struct SilentObserver;
+
+impl TrainObserver for SilentObserver {
+    fn on_epoch(&mut self, _: &EpochRecord, _: usize) {}
+}

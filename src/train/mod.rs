@@ -1,0 +1,12 @@
+//! Training: `Trainer` (Adam, plateau schedule, early stopping, checkpoints,
+//! resume), the training tensors, and the loss history.
+pub mod adam;
+pub mod config;
+pub mod data;
+pub mod history;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use data::TrainingData;
+pub use history::{EpochRecord, History, LineObserver, SilentObserver, TrainObserver};
+pub use trainer::{StopReason, TrainOutcome, TrainedModel, Trainer};

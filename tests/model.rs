@@ -1,0 +1,151 @@
+//! Models: the physics layer against simulated data, gradients against
+//! finite differences, the overlap constraint, and the weight-name snapshot.
+mod common;
+
+use common::*;
+use ptycho_workbench::array::{c64_to_tensor, f32_to_tensor};
+use ptycho_workbench::model::{ModelConfig, ModelKind, Pinn, Supervised, layers};
+use ptycho_workbench::simulate::simulate_on;
+use tch::{Device, Kind, Tensor};
+
+fn noise_free_with_patches() -> ptycho_workbench::data::Dataset {
+    let mut cfg = small_config();
+    cfg.dose_photons = None;
+    cfg.store_patches = true;
+    simulate_on(&cfg, Device::Cpu).unwrap()
+}
+
+#[test]
+fn physics_layer_at_the_true_object_reproduces_simulated_diffraction() {
+    init();
+    let ds = noise_free_with_patches();
+    let n = ds.patch_size() as i64;
+    let patches = c64_to_tensor(ds.patches.as_ref().unwrap(), Device::Cpu).unsqueeze(1);
+    let probe = ds.probe_tensor(Device::Cpu);
+    let got = layers::diffract(&patches, &probe).squeeze_dim(1);
+    let want = f32_to_tensor(&ds.diffraction, Device::Cpu);
+    let err = ((&got - &want).abs().max() / want.abs().max()).double_value(&[]);
+    assert!(err < 1e-5, "gridsize 1: relative error {err}");
+
+    // gridsize 2: true patches pass the overlap constraint unchanged when the
+    // offsets are whole pixels (2×2 squares of the raster: offsets ±3 px)
+    let side = (ds.n_images() as f64).sqrt().round() as usize;
+    assert_eq!(side * side, ds.n_images(), "small_config is a square raster");
+    let mut idx = Vec::new();
+    let mut offsets = Vec::new();
+    for r in (0..side - 1).step_by(2) {
+        for c in (0..side - 1).step_by(2) {
+            let members = [
+                r * side + c,
+                r * side + c + 1,
+                (r + 1) * side + c,
+                (r + 1) * side + c + 1,
+            ];
+            let cx = members.iter().map(|&m| ds.positions_px[[m, 0]]).sum::<f64>() / 4.0;
+            let cy = members.iter().map(|&m| ds.positions_px[[m, 1]]).sum::<f64>() / 4.0;
+            for &m in &members {
+                idx.push(m as i64);
+                offsets.push((ds.positions_px[[m, 0]] - cx) as f32);
+                offsets.push((ds.positions_px[[m, 1]] - cy) as f32);
+            }
+        }
+    }
+    assert!(offsets.iter().all(|o| o.abs() == 3.0), "{offsets:?}");
+    let g = (idx.len() / 4) as i64;
+    let idx = Tensor::from_slice(&idx);
+    let members = patches.squeeze_dim(1).index_select(0, &idx).view([g, 4, n, n]);
+    let offsets = Tensor::from_slice(&offsets).view([g, 4, 2]);
+    let canvas = layers::reassemble(&members, &offsets, 12).unwrap();
+    let back = layers::extract(&canvas, &offsets, n).unwrap();
+    let got = layers::diffract(&back, &probe);
+    let want = want.index_select(0, &idx).view([g, 4, n, n]);
+    let err = ((&got - &want).abs().max() / want.abs().max()).double_value(&[]);
+    assert!(err < 1e-5, "gridsize 2: relative error {err}");
+}
+
+#[test]
+fn physics_layer_gradients_match_finite_differences() {
+    init();
+    tch::manual_seed(11);
+    let n = 8i64;
+    let amp = (Tensor::rand([1, 1, n, n], (Kind::Double, Device::Cpu)) * 0.5 + 0.5).set_requires_grad(true);
+    let phase = Tensor::randn([1, 1, n, n], (Kind::Double, Device::Cpu)).set_requires_grad(true);
+    let probe = Tensor::randn([n, n], (Kind::ComplexDouble, Device::Cpu));
+    let weights = Tensor::rand([1, 1, n, n], (Kind::Double, Device::Cpu));
+    let loss_of = |a: &Tensor, p: &Tensor| {
+        let obj = Tensor::complex(&(a * p.cos()), &(a * p.sin()));
+        (layers::diffract(&obj, &probe) * &weights).sum(Kind::Double)
+    };
+    let loss = loss_of(&amp, &phase);
+    let grads = Tensor::run_backward(&[&loss], &[&amp, &phase], false, false);
+    let h = 1e-6;
+    for (which, var, grad) in [("amplitude", &amp, &grads[0]), ("phase", &phase, &grads[1])] {
+        for &(i, j) in &[(0i64, 0i64), (3, 4), (7, 2), (5, 5)] {
+            let fd = tch::no_grad(|| {
+                let bump = |d: f64| {
+                    let v = var.detach().copy();
+                    let _ = v.get(0).get(0).get(i).get(j).g_add_scalar_(d);
+                    if which == "amplitude" {
+                        loss_of(&v, &phase.detach())
+                    } else {
+                        loss_of(&amp.detach(), &v)
+                    }
+                    .double_value(&[])
+                };
+                (bump(h) - bump(-h)) / (2.0 * h)
+            });
+            let g = grad.double_value(&[0, 0, i, j]);
+            assert!(
+                (g - fd).abs() < 1e-6 * fd.abs().max(1.0),
+                "{which}[{i},{j}]: autograd {g} vs fd {fd}"
+            );
+        }
+    }
+}
+
+fn snapshot(vs: &tch::nn::VarStore) -> String {
+    let mut rows: Vec<String> = vs
+        .variables()
+        .into_iter()
+        .map(|(name, t)| format!("{name} {:?}", t.size()))
+        .collect();
+    rows.sort();
+    rows.join("\n") + "\n"
+}
+
+/// Compares with `tests/fixtures/model/<name>.txt`; `UPDATE_SNAPSHOTS=1`
+/// rewrites the file (review the diff: it is a weight-file format change).
+fn check_snapshot(name: &str, got: &str) {
+    let path = fixture(&format!("model/{name}.txt"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing snapshot {}; the current names are:\n{got}", path.display()));
+    assert!(
+        got == want,
+        "parameter names or shapes of {name} changed (a file-format change: update {} on purpose)\n--- got\n{got}",
+        path.display()
+    );
+    assert!(!got.contains("__"), "tch renamed a duplicate layer: {got}");
+}
+
+#[test]
+fn parameter_names_and_shapes_are_a_stable_file_format() {
+    init();
+    let probe = ptycho_workbench::physics::disk_probe(64, 16.0, 1.0, Device::Cpu).unwrap();
+    for g in [1usize, 2] {
+        let cfg = ModelConfig {
+            gridsize: g,
+            ..ModelConfig::default()
+        };
+        let m = Pinn::new(&cfg, &probe, 10.0, 0, Device::Cpu).unwrap();
+        check_snapshot(&format!("pinn_n64_gs{g}"), &snapshot(m.var_store()));
+    }
+    let cfg = ModelConfig {
+        kind: ModelKind::Supervised,
+        ..ModelConfig::default()
+    };
+    let m = Supervised::new(&cfg, 0, Device::Cpu).unwrap();
+    check_snapshot("supervised_n64", &snapshot(m.var_store()));
+}

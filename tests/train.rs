@@ -1,0 +1,145 @@
+//! Training end to end on small simulated data: the loss goes down (PINN gs1,
+//! gs2, supervised), a resumed run equals an uninterrupted one, NaN stops.
+mod common;
+
+use common::*;
+use ptycho_workbench::data::Dataset;
+use ptycho_workbench::model::{ModelConfig, ModelKind};
+use ptycho_workbench::simulate::simulate_on;
+use ptycho_workbench::train::{SilentObserver, TrainConfig, TrainedModel, Trainer};
+use tch::Device;
+
+fn dataset() -> Dataset {
+    let mut cfg = small_config();
+    cfg.dose_photons = Some(1e5);
+    cfg.scan.spacing_px = 4.0;
+    simulate_on(&cfg, Device::Cpu).unwrap()
+}
+
+fn tiny(epochs: usize, n_groups: usize) -> TrainConfig {
+    let mut t = TrainConfig::quick();
+    t.epochs = epochs;
+    t.grouping.n_groups = Some(n_groups);
+    t.early_stopping_patience = 100;
+    t.seed = 5;
+    t
+}
+
+fn model(gridsize: usize, kind: ModelKind) -> ModelConfig {
+    ModelConfig {
+        n: 32,
+        gridsize,
+        kind,
+        n_filters_scale: 1,
+        max_offset_px: 8.0,
+        ..ModelConfig::default()
+    }
+}
+
+#[test]
+fn training_lowers_the_loss_for_every_model() {
+    init();
+    let ds = dataset();
+    for (g, kind) in [(1, ModelKind::Pinn), (2, ModelKind::Pinn), (1, ModelKind::Supervised)] {
+        let trainer = Trainer::new(model(g, kind), tiny(4, 96), Device::Cpu);
+        let out = trainer.fit(&ds, &mut SilentObserver).unwrap();
+        let h = &out.history.epochs;
+        assert_eq!(h.len(), 4);
+        assert!(
+            h[3].train_loss < h[0].train_loss,
+            "{kind:?} gs{g}: loss did not fall: {:?}",
+            h.iter().map(|r| r.train_loss).collect::<Vec<_>>()
+        );
+        assert!(h.iter().all(|r| r.val_loss.is_some_and(f64::is_finite)));
+    }
+}
+
+fn weights(m: &TrainedModel) -> Vec<(String, Vec<f32>)> {
+    let mut v: Vec<(String, Vec<f32>)> = m
+        .var_store()
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
+    init();
+    let ds = dataset();
+    let dir = tempfile::tempdir().unwrap();
+    let whole = Trainer::new(model(2, ModelKind::Pinn), tiny(4, 64), Device::Cpu)
+        .fit(&ds, &mut SilentObserver)
+        .unwrap();
+
+    let mut first = Trainer::new(model(2, ModelKind::Pinn), tiny(2, 64), Device::Cpu);
+    first.checkpoint_dir = Some(dir.path().to_path_buf());
+    first.fit(&ds, &mut SilentObserver).unwrap();
+    let mut rest = Trainer::new(model(2, ModelKind::Pinn), tiny(4, 64), Device::Cpu);
+    rest.checkpoint_dir = Some(dir.path().to_path_buf());
+    rest.resume = true;
+    let resumed = rest.fit(&ds, &mut SilentObserver).unwrap();
+
+    let losses = |o: &ptycho_workbench::train::TrainOutcome| {
+        o.history
+            .epochs
+            .iter()
+            .map(|r| (r.train_loss, r.val_loss, r.learning_rate))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(losses(&resumed), losses(&whole));
+    assert!(
+        weights(&resumed.model) == weights(&whole.model),
+        "weights differ after resume"
+    );
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error_and_keeps_the_checkpoint() {
+    init();
+    let ds = dataset();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ok = Trainer::new(model(1, ModelKind::Pinn), tiny(1, 32), Device::Cpu);
+    ok.checkpoint_dir = Some(dir.path().to_path_buf());
+    ok.fit(&ds, &mut SilentObserver).unwrap();
+    let path = dir.path().join(ptycho_workbench::train::trainer::CHECKPOINT_FILE);
+    let before = std::fs::read(&path).unwrap();
+
+    let mut bad = tiny(3, 32);
+    bad.learning_rate = 1e30;
+    bad.min_learning_rate = 1e30;
+    let mut diverging = Trainer::new(model(1, ModelKind::Pinn), bad, Device::Cpu);
+    diverging.checkpoint_dir = Some(dir.path().to_path_buf());
+    let e = diverging.fit(&ds, &mut SilentObserver).unwrap_err().to_string();
+    assert!(e.contains("loss became") && e.contains("checkpoint"), "{e}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the last good checkpoint was overwritten"
+    );
+}
+
+#[test]
+fn bad_training_input_is_refused_by_name() {
+    init();
+    let mut ds = dataset();
+    let e = Trainer::new(
+        ModelConfig {
+            n: 64,
+            ..model(1, ModelKind::Pinn)
+        },
+        tiny(1, 16),
+        Device::Cpu,
+    )
+    .fit(&ds, &mut SilentObserver)
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("model.n"), "{e}");
+    ds.metadata.intensity_scale = None;
+    let e = Trainer::new(model(1, ModelKind::Pinn), tiny(1, 16), Device::Cpu)
+        .fit(&ds, &mut SilentObserver)
+        .unwrap_err();
+    assert!(e.to_string().contains("intensity scale"), "{e}");
+}
