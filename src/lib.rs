@@ -24,6 +24,7 @@
 //! conventions.
 pub mod array;
 pub mod bench;
+pub mod bundle;
 pub mod data;
 pub mod error;
 pub mod grouping;

@@ -1,7 +1,7 @@
 //! Physics layers between the generator and the loss: the overlap
 //! constraint (per-group reassembly and re-extraction), illumination and
 //! the far field (DESIGN §3).
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::error::Result;
 use crate::physics::{far_field_amplitude, translate};
@@ -15,17 +15,19 @@ use crate::physics::{far_field_amplitude, translate};
 /// - `offsets_px`: `[B, C, 2]` float, `(dx, dy)` = member − centroid
 /// - returns `[B, M, M]` complex64 with `M = N + 2·pad`
 pub fn reassemble(patches: &Tensor, offsets_px: &Tensor, pad: i64) -> Result<Tensor> {
+    // the batch axis is always −1, so a traced graph takes any batch size
     let s = patches.size();
-    let (b, c, n) = (s[0], s[1], s[2]);
+    let (c, n) = (s[1], s[2]);
     let m = n + 2 * pad;
-    let flat_offsets = offsets_px.reshape([b * c, 2]);
-    let padded = patches.reshape([b * c, n, n]).constant_pad_nd([pad, pad, pad, pad]);
+    let flat_offsets = offsets_px.reshape([-1, 2]);
+    let flat = patches.reshape([-1, n, n]);
+    let padded = flat.constant_pad_nd([pad, pad, pad, pad]);
     let placed = translate(&padded, &flat_offsets)?
-        .view([b, c, m, m])
+        .view([-1, c, m, m])
         .sum_dim_intlist(1, false, None);
-    let ones = Tensor::ones([b * c, n, n], (Kind::Float, patches.device())).constant_pad_nd([pad, pad, pad, pad]);
+    let ones = flat.real().ones_like().constant_pad_nd([pad, pad, pad, pad]);
     let coverage = translate(&ones, &flat_offsets)?
-        .view([b, c, m, m])
+        .view([-1, c, m, m])
         .sum_dim_intlist(1, false, None);
     // zero where nothing lands; an average of the patches elsewhere
     Ok(placed / coverage.clamp_min(1e-3))
@@ -36,13 +38,12 @@ pub fn reassemble(patches: &Tensor, offsets_px: &Tensor, pad: i64) -> Result<Ten
 /// # Shapes
 /// - `canvas`: `[B, M, M]` complex64; `offsets_px`: `[B, C, 2]` → `[B, C, N, N]`
 pub fn extract(canvas: &Tensor, offsets_px: &Tensor, n: i64) -> Result<Tensor> {
-    let s = canvas.size();
-    let (b, m) = (s[0], s[1]);
+    let m = canvas.size()[1];
     let c = offsets_px.size()[1];
     let pad = (m - n) / 2;
-    let repeated = canvas.unsqueeze(1).expand([b, c, m, m], false).reshape([b * c, m, m]);
-    let centred = translate(&repeated, &(-offsets_px.reshape([b * c, 2])))?;
-    Ok(centred.narrow(1, pad, n).narrow(2, pad, n).reshape([b, c, n, n]))
+    let repeated = canvas.unsqueeze(1).expand([-1, c, m, m], false).reshape([-1, m, m]);
+    let centred = translate(&repeated, &(-offsets_px.reshape([-1, 2])))?;
+    Ok(centred.narrow(1, pad, n).narrow(2, pad, n).reshape([-1, c, n, n]))
 }
 
 /// The central `N×N` of a canvas: the object seen from the group centroid.
@@ -65,7 +66,7 @@ pub fn diffract(patches: &Tensor, probe: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Device;
+    use tch::{Device, Kind};
 
     fn offsets(v: &[f32], b: i64, c: i64) -> Tensor {
         Tensor::from_slice(v).view([b, c, 2])

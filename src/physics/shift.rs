@@ -35,9 +35,10 @@ pub fn translate(images: &Tensor, shifts_px: &Tensor) -> Result<Tensor> {
     // sampling positions (x − dx, y − dy), normalised for align_corners = true
     let xs = Tensor::arange(w, (Kind::Float, device)).view([1, 1, w]);
     let ys = Tensor::arange(h, (Kind::Float, device)).view([1, h, 1]);
-    let gx = (xs - shifts.select(1, 0).view([b, 1, 1])) * (2.0 / (w - 1) as f64) - 1.0;
-    let gy = (ys - shifts.select(1, 1).view([b, 1, 1])) * (2.0 / (h - 1) as f64) - 1.0;
-    let grid = Tensor::stack(&[gx.expand([b, h, w], false), gy.expand([b, h, w], false)], -1);
+    // (−1 for the batch axis keeps a traced graph valid for any batch size)
+    let gx = (xs - shifts.select(1, 0).view([-1, 1, 1])) * (2.0 / (w - 1) as f64) - 1.0;
+    let gy = (ys - shifts.select(1, 1).view([-1, 1, 1])) * (2.0 / (h - 1) as f64) - 1.0;
+    let grid = Tensor::stack(&[gx.expand([-1, h, w], false), gy.expand([-1, h, w], false)], -1);
     const BILINEAR: i64 = 0;
     const ZEROS: i64 = 0;
     if images.is_complex() {

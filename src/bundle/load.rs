@@ -1,0 +1,182 @@
+//! Reading `wts.h5.zip`: the manifest alone rebuilds both models; every
+//! member's checksum is verified first. Nothing in a bundle is executed (the
+//! TorchScript member is for other consumers and is not loaded).
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+use num_complex::Complex32;
+use tch::{Device, Tensor};
+
+use super::manifest::{BUNDLE_FORMAT, BUNDLE_VERSION, BundleManifestV1, members};
+use super::save::sha256_hex;
+use crate::array::c64_to_tensor;
+use crate::data::npy::{self, NpyData};
+use crate::error::{Error, Result};
+use crate::model::{ModelConfig, ModelKind, Pinn, Supervised};
+use crate::train::TrainedModel;
+
+/// A loaded bundle: the manifest, the model and its probe.
+#[derive(Debug)]
+pub struct Bundle {
+    pub path: PathBuf,
+    pub manifest: BundleManifestV1,
+    pub model: TrainedModel,
+    pub probe: Array2<Complex32>,
+    /// Member sizes in bytes.
+    pub sizes: Vec<(String, u64)>,
+}
+
+/// Members larger than this are refused before they are read.
+const MAX_MEMBER_BYTES: u64 = 4 << 30;
+
+fn read_members(path: &Path) -> Result<HashMap<String, Vec<u8>>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut zip = ::zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| Error::format(path, format!("not a readable bundle (zip): {e}")))?;
+    let mut out = HashMap::new();
+    for i in 0..zip.len() {
+        let mut m = zip
+            .by_index(i)
+            .map_err(|e| Error::format(path, format!("corrupt bundle member #{i}: {e}")))?;
+        let name = m
+            .name()
+            .map_err(|e| Error::format(path, format!("bad member name: {e}")))?
+            .to_string();
+        if m.size() > MAX_MEMBER_BYTES {
+            return Err(Error::format(
+                path,
+                format!("member `{name}` declares {} bytes", m.size()),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(m.size() as usize);
+        m.read_to_end(&mut bytes)
+            .map_err(|e| Error::format(path, format!("member `{name}` is truncated or corrupt: {e}")))?;
+        out.insert(name, bytes);
+    }
+    Ok(out)
+}
+
+impl Bundle {
+    /// Loads a bundle onto `device` (CUDA when present, with `default_device()`).
+    pub fn load(path: &Path, device: Device) -> Result<Bundle> {
+        let files = read_members(path)?;
+        let Some(manifest_bytes) = files.get(members::MANIFEST) else {
+            if files.keys().any(|k| k.ends_with(members::PTYCHOPINN_MANIFEST)) {
+                return Err(Error::format(
+                    path,
+                    "this is a PtychoPINN bundle (TensorFlow or PyTorch, pickled `manifest.dill`); \
+                     ptycho-workbench reads only its own bundles (`manifest.json`, backend \"tch\"): \
+                     retrain with `ptycho train`",
+                ));
+            }
+            return Err(Error::format(path, format!("missing member `{}`", members::MANIFEST)));
+        };
+        let manifest: BundleManifestV1 = serde_json::from_slice(manifest_bytes)
+            .map_err(|e| Error::format(path, format!("unreadable manifest.json: {e}")))?;
+        if manifest.format != BUNDLE_FORMAT {
+            return Err(Error::format(
+                path,
+                format!("unknown bundle format `{}`", manifest.format),
+            ));
+        }
+        if manifest.format_version != BUNDLE_VERSION {
+            return Err(Error::format(
+                path,
+                format!(
+                    "unknown bundle format version {} (this build reads version {BUNDLE_VERSION})",
+                    manifest.format_version
+                ),
+            ));
+        }
+        for (name, want) in &manifest.files {
+            let bytes = files
+                .get(name)
+                .ok_or_else(|| Error::format(path, format!("missing member `{name}`")))?;
+            let got = sha256_hex(bytes);
+            if &got != want {
+                return Err(Error::format(
+                    path,
+                    format!("checksum mismatch for `{name}` (manifest {want}, file {got}): the bundle is corrupt"),
+                ));
+            }
+        }
+        for required in [members::PROBE, members::INFERENCE_WEIGHTS] {
+            if !manifest.files.contains_key(required) {
+                return Err(Error::format(path, format!("the manifest does not list `{required}`")));
+            }
+        }
+        let cfg: ModelConfig = serde_json::from_value(manifest.model_config.clone())
+            .map_err(|e| Error::format(path, format!("model_config: {e}")))?;
+        cfg.validate().map_err(|e| Error::format(path, e.to_string()))?;
+        let probe = read_probe(&files[members::PROBE], path, cfg.n)?;
+        let model = match cfg.kind {
+            ModelKind::Pinn => TrainedModel::Pinn(Box::new(Pinn::new(
+                &cfg,
+                &c64_to_tensor(&probe, device),
+                manifest.intensity_scale,
+                0,
+                device,
+            )?)),
+            ModelKind::Supervised => TrainedModel::Supervised(Box::new(Supervised::new(&cfg, 0, device)?)),
+        };
+        load_weights(&model, &files[members::INFERENCE_WEIGHTS], path)?;
+        let mut sizes: Vec<(String, u64)> = files.iter().map(|(k, v)| (k.clone(), v.len() as u64)).collect();
+        sizes.sort();
+        Ok(Bundle {
+            path: path.to_path_buf(),
+            manifest,
+            model,
+            probe,
+            sizes,
+        })
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &ModelConfig {
+        self.model.config()
+    }
+}
+
+fn read_probe(bytes: &[u8], path: &Path, n: usize) -> Result<Array2<Complex32>> {
+    let a = npy::decode(bytes, path, members::PROBE)?;
+    match a.data {
+        NpyData::C64(v) if a.shape == [n, n] => Ok(Array2::from_shape_vec((n, n), v).expect("sizes agree")),
+        other => Err(Error::format(
+            path,
+            format!(
+                "`{}` must be complex64 [{n}, {n}], got {} {:?}",
+                members::PROBE,
+                other.dtype_name(),
+                a.shape
+            ),
+        )),
+    }
+}
+
+fn load_weights(model: &TrainedModel, bytes: &[u8], path: &Path) -> Result<()> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::format(path, format!("unreadable weights: {e:?}")))?;
+    tch::no_grad(|| -> Result<()> {
+        for (name, var) in model.var_store().variables() {
+            let view = st
+                .tensor(&name)
+                .map_err(|_| Error::format(path, format!("weights lack `{name}` (a bundle of another model?)")))?;
+            let t: Tensor = view.try_into()?;
+            if t.size() != var.size() {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "`{name}` is {:?} in the bundle, the model needs {:?}",
+                        t.size(),
+                        var.size()
+                    ),
+                ));
+            }
+            let mut v = var.shallow_clone();
+            v.copy_(&t);
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,8 @@
+//! Model bundles `wts.h5.zip` (DESIGN §4): save, load, inspect.
+pub mod load;
+pub mod manifest;
+pub mod save;
+
+pub use load::Bundle;
+pub use manifest::{BUNDLE_FILE, BundleManifestV1};
+pub use save::{BundleInputs, save_bundle};

@@ -1,0 +1,185 @@
+//! Bundles: round trip, TorchScript in plain Python, and every bad bundle.
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use ptycho_workbench::bundle::{Bundle, BundleInputs, save_bundle};
+use ptycho_workbench::data::npy::{self, NpyData};
+use ptycho_workbench::model::ModelConfig;
+use ptycho_workbench::simulate::simulate_on;
+use ptycho_workbench::train::{SilentObserver, TrainConfig, TrainedModel, Trainer};
+use tch::{Device, Kind, Tensor};
+
+fn trained_bundle(dir: &Path, gridsize: usize) -> PathBuf {
+    let mut cfg = small_config();
+    cfg.scan.spacing_px = 4.0;
+    let ds = simulate_on(&cfg, Device::Cpu).unwrap();
+    let mut train = TrainConfig::quick();
+    train.epochs = 1;
+    train.grouping.n_groups = Some(32);
+    let model = ModelConfig {
+        n: 32,
+        gridsize,
+        n_filters_scale: 1,
+        max_offset_px: 8.0,
+        ..ModelConfig::default()
+    };
+    let trainer = Trainer::new(model, train.clone(), Device::Cpu);
+    let outcome = trainer.fit(&ds, &mut SilentObserver).unwrap();
+    save_bundle(
+        &BundleInputs {
+            outcome: &outcome,
+            train_config: &train,
+            dataset: &ds,
+        },
+        dir,
+    )
+    .unwrap()
+}
+
+fn inputs(b: i64, c: i64, n: i64) -> (Tensor, Tensor) {
+    tch::manual_seed(7);
+    (
+        Tensor::rand([b, c, n, n], (Kind::Float, Device::Cpu)) * 4.0,
+        (Tensor::rand([b, c, 2], (Kind::Float, Device::Cpu)) - 0.5) * 6.0,
+    )
+}
+
+fn infer(model: &TrainedModel, x: &Tensor, o: &Tensor) -> Tensor {
+    match model {
+        TrainedModel::Pinn(m) => m.diffraction_to_obj(x, o).unwrap(),
+        TrainedModel::Supervised(m) => m.diffraction_to_obj(x).unwrap(),
+    }
+}
+
+#[test]
+fn reloaded_bundle_gives_bit_identical_outputs_and_python_runs_the_torchscript() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let path = trained_bundle(dir.path(), 2);
+    let a = Bundle::load(&path, Device::Cpu).unwrap();
+    let b = Bundle::load(&path, Device::Cpu).unwrap();
+    assert_eq!(a.manifest.models, ["autoencoder", "diffraction_to_obj"]);
+    assert_eq!(a.manifest.backend, "tch");
+    let (x, o) = inputs(3, 4, 32);
+    let ya = infer(&a.model, &x, &o);
+    let yb = infer(&b.model, &x, &o);
+    assert!(ya.equal(&yb), "two loads differ");
+
+    // plain PyTorch runs model.ts and agrees, at another batch size than traced
+    let (x, o) = inputs(5, 4, 32);
+    let y = infer(&a.model, &x, &o);
+    let npz = dir.path().join("in.npz");
+    let xv: Vec<f32> = Vec::try_from(x.flatten(0, -1)).unwrap();
+    let ov: Vec<f32> = Vec::try_from(o.flatten(0, -1)).unwrap();
+    let file = std::fs::File::create(&npz).unwrap();
+    npy::write_npz(
+        file,
+        &[
+            ("x", npy::encode(&[5, 4, 32, 32], &xv)),
+            ("offsets", npy::encode(&[5, 4, 2], &ov)),
+        ],
+    )
+    .unwrap();
+    let out = dir.path().join("out.npy");
+    let status = Command::new(python())
+        .arg(fixture("bundle/run_torchscript.py"))
+        .args([&path, &npz, &out])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let py = npy::decode(&std::fs::read(&out).unwrap(), &out, "out").unwrap();
+    assert_eq!(py.shape, [5, 32, 32]);
+    let NpyData::C64(pv) = py.data else {
+        panic!("not complex64")
+    };
+    let rust = ptycho_workbench::array::tensor_to_c64(&y).unwrap();
+    let scale = rust.iter().fold(0f32, |m, c| m.max(c.norm()));
+    let err = rust.iter().zip(&pv).fold(0f32, |m, (a, b)| m.max((a - b).norm())) / scale;
+    assert!(err < 1e-5, "TorchScript differs from Rust by {err}");
+}
+
+/// Rewrites a bundle's members through `edit` (name, bytes) → Some(new) or None (drop).
+fn rewrite(src: &Path, dst: &Path, edit: impl Fn(&str, Vec<u8>) -> Option<Vec<u8>>) {
+    let mut zin = ::zip::ZipArchive::new(std::fs::File::open(src).unwrap()).unwrap();
+    let mut zout = ::zip::ZipWriter::new(std::fs::File::create(dst).unwrap());
+    for i in 0..zin.len() {
+        let mut m = zin.by_index(i).unwrap();
+        let name = m.name().unwrap().to_string();
+        let mut bytes = Vec::new();
+        m.read_to_end(&mut bytes).unwrap();
+        if let Some(b) = edit(&name, bytes) {
+            zout.start_file(name, ::zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zout.write_all(&b).unwrap();
+        }
+    }
+    zout.finish().unwrap();
+}
+
+fn load_error(path: &Path) -> String {
+    let e = Bundle::load(path, Device::Cpu).unwrap_err().to_string();
+    assert!(
+        e.contains(path.file_name().unwrap().to_str().unwrap()),
+        "error does not name the file: {e}"
+    );
+    e
+}
+
+#[test]
+fn bad_bundles_give_clear_errors() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let good = trained_bundle(dir.path(), 1);
+    let p = |n: &str| dir.path().join(n);
+
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(p("truncated.zip"), &bytes[..bytes.len() / 2]).unwrap();
+    assert!(load_error(&p("truncated.zip")).contains("not a readable bundle"));
+
+    rewrite(&good, &p("missing.zip"), |n, b| (n != "history.csv").then_some(b));
+    assert!(load_error(&p("missing.zip")).contains("missing member `history.csv`"));
+
+    rewrite(&good, &p("corrupt.zip"), |n, mut b| {
+        if n == "diffraction_to_obj/weights.safetensors" {
+            let k = b.len() - 10;
+            b[k] ^= 0xFF;
+        }
+        Some(b)
+    });
+    assert!(load_error(&p("corrupt.zip")).contains("checksum mismatch for `diffraction_to_obj/weights.safetensors`"));
+
+    rewrite(&good, &p("future.zip"), |n, b| {
+        if n == "manifest.json" {
+            let mut v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+            v["format_version"] = 99.into();
+            return Some(serde_json::to_vec(&v).unwrap());
+        }
+        Some(b)
+    });
+    assert!(load_error(&p("future.zip")).contains("unknown bundle format version 99"));
+
+    // a PtychoPINN bundle (pickled manifest)
+    let mut z = ::zip::ZipWriter::new(std::fs::File::create(p("ptychopinn.zip")).unwrap());
+    for name in [
+        "manifest.dill",
+        "diffraction_to_obj/params.dill",
+        "diffraction_to_obj/model.keras",
+    ] {
+        z.start_file(name, ::zip::write::SimpleFileOptions::default()).unwrap();
+        z.write_all(b"\x80\x04pickled").unwrap();
+    }
+    z.finish().unwrap();
+    let e = load_error(&p("ptychopinn.zip"));
+    assert!(
+        e.contains("PtychoPINN") && e.contains("TensorFlow or PyTorch") && e.contains("manifest.json"),
+        "{e}"
+    );
+
+    std::fs::write(p("empty.zip"), b"").unwrap();
+    load_error(&p("empty.zip"));
+    assert!(Bundle::load(&p("absent.zip"), Device::Cpu).is_err());
+}
