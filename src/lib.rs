@@ -28,6 +28,7 @@ pub mod bundle;
 pub mod data;
 pub mod error;
 pub mod grouping;
+pub mod job;
 pub mod model;
 pub mod physics;
 pub mod simulate;

@@ -203,3 +203,127 @@ fn shipped_config_and_a_probe_from_another_dataset() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn train_writes_a_bundle_and_a_result_record_and_inspect_reads_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let sim = |out: &str, seed: &str| {
+        ptycho(&[
+            "simulate",
+            "--out",
+            &p(out),
+            "--size-px",
+            "32",
+            "--object-size-px",
+            "96",
+            "--spacing-px",
+            "4",
+            "--dose",
+            "1e5",
+            "--seed",
+            seed,
+            "--device",
+            "cpu",
+        ])
+    };
+    assert!(sim("train.npz", "1").status.success());
+    assert!(sim("test.npz", "2").status.success());
+    let out = ptycho(&[
+        "train",
+        "--train",
+        &p("train.npz"),
+        "--test",
+        &p("test.npz"),
+        "--gridsize",
+        "2",
+        "--epochs",
+        "2",
+        "--n-groups",
+        "32",
+        "--device",
+        "cpu",
+        "--out",
+        &p("run"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("epoch 2/2"));
+    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("run/train_result.json"))?)?;
+    assert_eq!(result["status"], "completed");
+    assert_eq!(result["epochs_completed"], 2);
+    assert_eq!(result["bundle_path"], "wts.h5.zip");
+    assert!(result["test_loss"].as_f64().is_some_and(f64::is_finite));
+    let bundle = std::fs::read(dir.path().join("run/wts.h5.zip"))?;
+    assert_eq!(result["bundle_size_bytes"], bundle.len());
+    assert_eq!(
+        result["bundle_sha256"],
+        ptycho_workbench::bundle::save::sha256_hex(&bundle)
+    );
+    for f in ["history.csv", "config.json", "checkpoint.safetensors"] {
+        assert!(dir.path().join("run").join(f).exists(), "{f} missing");
+    }
+    let history = std::fs::read_to_string(dir.path().join("run/history.csv"))?;
+    assert_eq!(history.lines().count(), 3, "{history}");
+
+    let out = ptycho(&["bundle", "inspect", &p("run/wts.h5.zip"), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(m["model_config"]["gridsize"], 2);
+    assert_eq!(m["format"], "ptycho-workbench/bundle");
+    Ok(())
+}
+
+#[test]
+fn a_bundle_that_cannot_be_written_is_recorded_not_crashed() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let out = ptycho(&[
+        "simulate",
+        "--out",
+        &p("train.npz"),
+        "--size-px",
+        "32",
+        "--object-size-px",
+        "96",
+        "--spacing-px",
+        "4",
+        "--dose",
+        "1e5",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success());
+    // a folder where the bundle file should go: the final rename must fail
+    std::fs::create_dir_all(dir.path().join("run/wts.h5.zip"))?;
+    let out = ptycho(&[
+        "train",
+        "--train",
+        &p("train.npz"),
+        "--epochs",
+        "1",
+        "--n-groups",
+        "16",
+        "--device",
+        "cpu",
+        "--out",
+        &p("run"),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bundle was not saved"), "{err}");
+    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("run/train_result.json"))?)?;
+    assert_eq!(result["status"], "completed");
+    assert!(result["bundle_path"].is_null());
+    assert!(
+        result["bundle_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("wts.h5.zip"))
+    );
+    // nothing half-written is left beside it
+    let stray: Vec<_> = std::fs::read_dir(dir.path().join("run"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    Ok(())
+}

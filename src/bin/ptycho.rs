@@ -7,8 +7,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use ptycho_workbench::bench::{self, SimulateBench};
+use ptycho_workbench::bundle::Bundle;
 use ptycho_workbench::data::{self, Product, SplitAxis};
+use ptycho_workbench::job::{JobSpec, train_job};
+use ptycho_workbench::model::{ModelConfig, ModelKind};
 use ptycho_workbench::simulate::{ObjectKind, ProbeKind, ScanKind, SimConfig, simulate_on};
+use ptycho_workbench::train::TrainConfig;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +38,56 @@ enum Command {
     /// Benchmarks against references measured in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Train a PINN or the supervised baseline and save a bundle.
+    Train(TrainArgs),
+    /// Inspect model bundles.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Training dataset (.npz or .cxi).
+    #[arg(long)]
+    train: PathBuf,
+    /// Held-out dataset: its loss is reported in train_result.json.
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// pinn or supervised.
+    #[arg(long, default_value = "pinn")]
+    model: String,
+    #[arg(long, default_value_t = 1)]
+    gridsize: usize,
+    /// quick (a few CPU minutes) or paper (the published defaults).
+    #[arg(long, default_value = "quick")]
+    preset: String,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    n_groups: Option<usize>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Continue from OUT/checkpoint.safetensors.
+    #[arg(long)]
+    resume: bool,
+    /// Output folder: wts.h5.zip, history.csv, train_result.json, config.json.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Print a bundle's manifest and members (checksums verified).
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -194,8 +248,83 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig> {
     Ok(cfg)
 }
 
+fn job_spec(a: TrainArgs) -> Result<JobSpec> {
+    let mut train = match a.preset.as_str() {
+        "quick" => TrainConfig::quick(),
+        "paper" => TrainConfig::paper(),
+        other => bail!("--preset: `{other}` is not quick or paper"),
+    };
+    let kind = match a.model.as_str() {
+        "pinn" => ModelKind::Pinn,
+        "supervised" => ModelKind::Supervised,
+        other => bail!("--model: `{other}` is not pinn or supervised"),
+    };
+    train.epochs = a.epochs.unwrap_or(train.epochs);
+    train.batch_size = a.batch_size.unwrap_or(train.batch_size);
+    train.grouping.n_groups = a.n_groups.or(train.grouping.n_groups);
+    if let Some(s) = a.seed {
+        train.seed = s;
+        train.grouping.seed = s;
+    }
+    let n = data::read_dataset(&a.train)?.patch_size();
+    let model = ModelConfig {
+        kind,
+        gridsize: a.gridsize,
+        n,
+        ..ModelConfig::default()
+    };
+    model.validate()?;
+    train.validate()?;
+    Ok(JobSpec {
+        train_data: a.train,
+        test_data: a.test,
+        model,
+        train,
+        device: a.device,
+        out_dir: a.out,
+        resume: a.resume,
+        verbose: true,
+    })
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Train(a) => {
+            let spec = job_spec(a)?;
+            let result = train_job(&spec)?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            if let Some(e) = result.error {
+                bail!("{e}");
+            }
+            if let Some(e) = result.bundle_error {
+                bail!("training finished but the bundle was not saved: {e}");
+            }
+        }
+        Command::Bundle(BundleCommand::Inspect { file, json }) => {
+            let b = Bundle::load(&file, tch::Device::Cpu)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b.manifest)?);
+            } else {
+                let m = &b.manifest;
+                let c = b.config();
+                println!("bundle           {}", file.display());
+                println!(
+                    "format           {} v{} ({}, crate {})",
+                    m.format, m.format_version, m.backend, m.crate_version
+                );
+                println!("created          {}", m.created);
+                println!(
+                    "model            {:?}, N = {}, gridsize {}, filters ×{}",
+                    c.kind, c.n, c.gridsize, c.n_filters_scale
+                );
+                println!("intensity scale  {:.6e}", m.intensity_scale);
+                println!("input scale      {:.6e}", m.input_scale);
+                println!("checksums        verified ({} members)", m.files.len());
+                for (name, size) in &b.sizes {
+                    println!("  {name:<42} {size:>12} bytes");
+                }
+            }
+        }
         Command::Simulate(a) => {
             let cfg = sim_config(&a)?;
             let device = ptycho_workbench::array::parse_device(&a.device)?;

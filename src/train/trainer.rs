@@ -209,6 +209,20 @@ impl Trainer {
         })
     }
 
+    /// The mean loss of a trained model on another dataset (grouped and
+    /// normalised as for training), without gradients.
+    pub fn evaluate(&self, model: &TrainedModel, ds: &Dataset) -> Result<f64> {
+        let data = TrainingData::new(ds, model.config(), &self.train.grouping, self.device)?;
+        let _guard = tch::no_grad_guard();
+        let all: Vec<i64> = (0..data.len() as i64).collect();
+        let mut sum = Tensor::zeros([], (Kind::Double, self.device));
+        for chunk in all.chunks(self.train.batch_size.max(64)) {
+            let idx = Tensor::from_slice(chunk).to_device(self.device);
+            sum += self.batch_loss(model, &data, &idx)?.to_kind(Kind::Double) * chunk.len() as f64;
+        }
+        Ok(sum.double_value(&[]) / data.len() as f64)
+    }
+
     /// Reduce-on-plateau on the validation loss (training loss without a
     /// split), early stopping on the training loss (as Keras' callbacks).
     fn schedule(&self, s: &mut LoopState, train_loss: f64, val_loss: Option<f64>) {
