@@ -10,14 +10,17 @@ DEMO_DIR ?= out/demo
 setup:
 	@bash scripts/setup.sh
 
-# Until training lands, the demo simulates a dataset, splits it, exports a
-# Ptychodus product and prints a summary.
+# Until reconstruction and figures land, the demo simulates a dataset, splits
+# it, trains a gridsize-2 PINN (quick preset), saves and inspects its bundle,
+# and exports a Ptychodus product.
 demo: setup
 	@mkdir -p $(DEMO_DIR)
 	$(CARGO) run --quiet --bin ptycho -- simulate --out $(DEMO_DIR)/sim.npz --object siemens-star --scan raster --dose 1e5 --seed 1
 	$(CARGO) run --quiet --bin ptycho -- dataset split --input $(DEMO_DIR)/sim.npz --train $(DEMO_DIR)/train.npz --test $(DEMO_DIR)/test.npz
-	$(CARGO) run --quiet --bin ptycho -- export product --data $(DEMO_DIR)/test.npz --out $(DEMO_DIR)/test_product.h5
 	$(CARGO) run --quiet --bin ptycho -- dataset inspect $(DEMO_DIR)/train.npz
+	$(CARGO) run --quiet --bin ptycho -- train --train $(DEMO_DIR)/train.npz --test $(DEMO_DIR)/test.npz --gridsize 2 --preset quick --out $(DEMO_DIR)/pinn_gs2
+	$(CARGO) run --quiet --bin ptycho -- bundle inspect $(DEMO_DIR)/pinn_gs2/wts.h5.zip
+	$(CARGO) run --quiet --bin ptycho -- export product --data $(DEMO_DIR)/test.npz --out $(DEMO_DIR)/test_product.h5
 
 test: setup fmt lint unit
 
@@ -32,6 +35,8 @@ unit:
 
 bench: setup
 	$(CARGO) run --release --bin ptycho -- bench simulate
+	$(CARGO) run --release --bin ptycho -- bench group
+	$(CARGO) run --release --bin ptycho -- bench train
 
 # Regenerate the small test fixtures (numpy/scipy/h5py references).
 fixtures: setup

@@ -200,6 +200,15 @@ fn run_reference(b: &SimulateBench, scan: &str, object_size_px: usize, dose_phot
     })
 }
 
+/// Four significant digits, without an exponent for everyday magnitudes.
+fn significant(v: f64) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return format!("{v}");
+    }
+    let decimals = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
 /// A plain-text table of benchmark rows.
 pub fn format_table(rows: &[BenchRow]) -> String {
     let mut s = format!(
@@ -208,8 +217,14 @@ pub fn format_table(rows: &[BenchRow]) -> String {
     );
     for r in rows {
         s.push_str(&format!(
-            "{:<44} {:>12.1} {:>12.1} {:>6.2}x {:>8} {:>9.0} {:>9.0}\n",
-            r.name, r.ours, r.reference, r.ratio, r.ours_threads, r.ours_peak_rss_mb, r.reference_peak_rss_mb
+            "{:<44} {:>12} {:>12} {:>6.2}x {:>8} {:>9.0} {:>9.0}\n",
+            r.name,
+            significant(r.ours),
+            significant(r.reference),
+            r.ratio,
+            r.ours_threads,
+            r.ours_peak_rss_mb,
+            r.reference_peak_rss_mb
         ));
     }
     if let Some(r) = rows.first() {
@@ -221,4 +236,183 @@ pub fn format_table(rows: &[BenchRow]) -> String {
         ));
     }
     s
+}
+
+/// Settings of `ptycho bench train`.
+#[derive(Debug, Clone)]
+pub struct TrainBench {
+    pub n: usize,
+    pub batch_size: usize,
+    pub steps: usize,
+    pub warmup: usize,
+    pub threads: usize,
+    pub python: PathBuf,
+}
+
+impl Default for TrainBench {
+    fn default() -> Self {
+        TrainBench {
+            n: 64,
+            batch_size: 16,
+            steps: 10,
+            warmup: 2,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            python: default_python(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TrainReferenceOut {
+    step_seconds: Vec<f64>,
+    peak_rss_mb: f64,
+}
+
+/// Training steps per second of the PINN (gridsize 1 and 2, the default
+/// network at N = 64, batch 16, CPU) against the same network in plain
+/// PyTorch (`benches/reference_pinn.py`), same threads, random inputs.
+pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
+    use crate::model::loss::poisson_nll;
+    use crate::model::{ModelConfig, Pinn};
+    use crate::train::adam::Adam;
+    use tch::{Device, Kind, Tensor};
+
+    tch::set_num_threads(b.threads as i32);
+    let mut rows = Vec::new();
+    for gridsize in [1usize, 2] {
+        let cfg = ModelConfig {
+            n: b.n,
+            gridsize,
+            ..ModelConfig::default()
+        };
+        let n = b.n as i64;
+        let c = cfg.channels() as i64;
+        let probe = crate::physics::disk_probe(n, n as f64 / 4.0, 0.0, Device::Cpu)?;
+        let model = Pinn::new(&cfg, &probe, 30.0, 0, Device::Cpu)?;
+        let params: Vec<(String, Tensor)> = model
+            .var_store()
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        let mut adam = Adam::new(params, 1e-3);
+        let bs = b.batch_size as i64;
+        let x = Tensor::rand([bs, c, n, n], (Kind::Float, Device::Cpu)) * 4.0;
+        let offsets = (Tensor::rand([bs, c, 2], (Kind::Float, Device::Cpu)) - 0.5) * 8.0;
+        let counts = (Tensor::rand([bs, c, n, n], (Kind::Float, Device::Cpu)) * 50.0).round();
+        let mut ours = Vec::with_capacity(b.steps);
+        for i in 0..b.warmup + b.steps {
+            let t = Instant::now();
+            adam.zero_grad();
+            let out = model.autoencoder(&x, &offsets)?;
+            let loss = poisson_nll(&out.counts(), &counts);
+            loss.backward();
+            adam.step();
+            let _ = loss.double_value(&[]);
+            if i >= b.warmup {
+                ours.push(t.elapsed().as_secs_f64());
+            }
+        }
+        let ours_rss = peak_rss_mb();
+        let script = benches_dir().join("reference_pinn.py");
+        let out = Command::new(&b.python)
+            .arg(&script)
+            .args(["--gridsize", &gridsize.to_string()])
+            .args(["--n", &b.n.to_string()])
+            .args(["--batch", &b.batch_size.to_string()])
+            .args(["--steps", &b.steps.to_string()])
+            .args(["--warmup", &b.warmup.to_string()])
+            .args(["--threads", &b.threads.to_string()])
+            .output()
+            .map_err(|e| Error::External {
+                program: b.python.display().to_string(),
+                reason: format!("cannot run the PyTorch reference ({e}); run scripts/setup.sh or set PTYCHO_PYTHON"),
+            })?;
+        if !out.status.success() {
+            return Err(Error::External {
+                program: script.display().to_string(),
+                reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        let reference: TrainReferenceOut = serde_json::from_slice(&out.stdout).map_err(|e| Error::External {
+            program: script.display().to_string(),
+            reason: format!("unreadable output: {e}"),
+        })?;
+        let rate = |s: &[f64]| 1.0 / median(s);
+        rows.push(BenchRow {
+            name: format!("train pinn gs{gridsize} N={} batch={}", b.n, b.batch_size),
+            unit: "steps/s".into(),
+            ours: rate(&ours),
+            reference: rate(&reference.step_seconds),
+            reference_name: "PyTorch eager (benches/reference_pinn.py)".into(),
+            ratio: rate(&ours) / rate(&reference.step_seconds),
+            ours_threads: b.threads,
+            ours_peak_rss_mb: ours_rss,
+            reference_peak_rss_mb: reference.peak_rss_mb,
+            ours_seconds: ours,
+            reference_seconds: reference.step_seconds,
+        });
+    }
+    Ok(rows)
+}
+
+#[derive(Deserialize)]
+struct SecondsOut {
+    seconds: Vec<f64>,
+}
+
+/// Grouping throughput: `n` uniform random positions into gridsize-2 groups
+/// (K = 6), one group per position, against scipy's cKDTree
+/// (`benches/reference_group.py`).
+pub fn group_bench(n: usize, repeats: usize, python: &Path) -> Result<Vec<BenchRow>> {
+    use crate::grouping::{GroupingConfig, group};
+    use rand::{Rng, SeedableRng};
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let positions = ndarray::Array2::from_shape_fn((n, 2), |_| rng.random_range(0.0..5000.0));
+    let cfg = GroupingConfig {
+        gridsize: 2,
+        k_neighbours: 6,
+        ..GroupingConfig::default()
+    };
+    let mut ours = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let t = Instant::now();
+        let g = group(&positions, &cfg)?;
+        ours.push(t.elapsed().as_secs_f64());
+        assert_eq!(g.n_groups(), n);
+    }
+    let script = benches_dir().join("reference_group.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .args(["--n", &n.to_string(), "--k", "6", "--repeats", &repeats.to_string()])
+        .output()
+        .map_err(|e| Error::External {
+            program: python.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(Error::External {
+            program: script.display().to_string(),
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    let reference: SecondsOut = serde_json::from_slice(&out.stdout).map_err(|e| Error::External {
+        program: script.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let rate = |s: &[f64]| n as f64 / median(s);
+    Ok(vec![BenchRow {
+        name: format!("group gs2 K=6 n={n}"),
+        unit: "positions/s".into(),
+        ours: rate(&ours),
+        reference: rate(&reference.seconds),
+        reference_name: "scipy cKDTree (benches/reference_group.py)".into(),
+        ratio: rate(&ours) / rate(&reference.seconds),
+        ours_threads: 1,
+        ours_peak_rss_mb: peak_rss_mb(),
+        reference_peak_rss_mb: f64::NAN,
+        ours_seconds: ours,
+        reference_seconds: reference.seconds,
+    }])
 }

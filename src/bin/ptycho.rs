@@ -192,6 +192,23 @@ enum BenchCommand {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// PINN training steps per second against the same network in PyTorch.
+    Train {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Threads for libtorch, here and in the reference (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Grouping of 100k positions against scipy's cKDTree.
+    Group {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+    },
 }
 
 fn sim_config(a: &SimulateArgs) -> Result<SimConfig> {
@@ -289,6 +306,29 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Bench(BenchCommand::Train { json, steps, threads }) => {
+            let mut b = bench::TrainBench {
+                steps,
+                ..bench::TrainBench::default()
+            };
+            if let Some(t) = threads {
+                b.threads = t;
+            }
+            let rows = bench::train_bench(&b)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", bench::format_table(&rows));
+            }
+        }
+        Command::Bench(BenchCommand::Group { json, n }) => {
+            let rows = bench::group_bench(n, 5, &bench::default_python())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", bench::format_table(&rows));
+            }
+        }
         Command::Train(a) => {
             let spec = job_spec(a)?;
             let result = train_job(&spec)?;
