@@ -12,7 +12,7 @@ use crate::data::atomic::write_bytes_atomic;
 use crate::data::read_dataset;
 use crate::error::{Error, Result};
 use crate::model::ModelConfig;
-use crate::train::{LineObserver, SilentObserver, StopReason, TrainConfig, TrainObserver, Trainer};
+use crate::train::{StopReason, TrainConfig, TrainObserver, Trainer};
 
 /// What to train, on what, into where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,8 +27,6 @@ pub struct JobSpec {
     pub out_dir: PathBuf,
     /// Continue from `out_dir/checkpoint.safetensors` when present.
     pub resume: bool,
-    /// One line per epoch on stderr.
-    pub verbose: bool,
 }
 
 /// The record of a job (`train_result.json`).
@@ -59,7 +57,7 @@ pub const HISTORY_FILE: &str = "history.csv";
 /// training give `status: failed`; a bundle that cannot be written gives
 /// `bundle_path: None` with `bundle_error`. Only a failure to write the
 /// result record itself is returned as `Err`.
-pub fn train_job(spec: &JobSpec) -> Result<JobResult> {
+pub fn train_job(spec: &JobSpec, observer: &mut dyn TrainObserver) -> Result<JobResult> {
     let started = Instant::now();
     std::fs::create_dir_all(&spec.out_dir).map_err(|e| Error::io(&spec.out_dir, e))?;
     let mut result = JobResult {
@@ -76,7 +74,7 @@ pub fn train_job(spec: &JobSpec) -> Result<JobResult> {
         bundle_error: None,
         seconds: 0.0,
     };
-    if let Err(e) = run(spec, &mut result) {
+    if let Err(e) = run(spec, observer, &mut result) {
         result.error = Some(e.to_string());
     }
     result.seconds = started.elapsed().as_secs_f64();
@@ -85,7 +83,7 @@ pub fn train_job(spec: &JobSpec) -> Result<JobResult> {
     Ok(result)
 }
 
-fn run(spec: &JobSpec, result: &mut JobResult) -> Result<()> {
+fn run(spec: &JobSpec, observer: &mut dyn TrainObserver, result: &mut JobResult) -> Result<()> {
     let config = serde_json::to_vec_pretty(spec).expect("spec serialises");
     write_bytes_atomic(&spec.out_dir.join(CONFIG_FILE), &config)?;
     let device = parse_device(&spec.device)?;
@@ -93,9 +91,6 @@ fn run(spec: &JobSpec, result: &mut JobResult) -> Result<()> {
     let mut trainer = Trainer::new(spec.model.clone(), spec.train.clone(), device);
     trainer.checkpoint_dir = Some(spec.out_dir.clone());
     trainer.resume = spec.resume;
-    let mut line = LineObserver;
-    let mut silent = SilentObserver;
-    let observer: &mut dyn TrainObserver = if spec.verbose { &mut line } else { &mut silent };
     let outcome = trainer.fit(&ds, observer)?;
     result.status = "completed".into();
     result.epochs_completed = outcome.history.epochs.len();

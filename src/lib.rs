@@ -31,6 +31,7 @@ pub mod grouping;
 pub mod job;
 pub mod model;
 pub mod physics;
+pub mod recon;
 pub mod simulate;
 pub mod train;
 

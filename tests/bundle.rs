@@ -183,3 +183,64 @@ fn bad_bundles_give_clear_errors() {
     load_error(&p("empty.zip"));
     assert!(Bundle::load(&p("absent.zip"), Device::Cpu).is_err());
 }
+
+#[test]
+fn a_bundle_reconstructs_the_dataset_grid_and_ptycho_infer_writes_it() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let path = trained_bundle(dir.path(), 2);
+    let b = Bundle::load(&path, Device::Cpu).unwrap();
+    let mut cfg = small_config();
+    cfg.scan.spacing_px = 4.0;
+    cfg.seed = 9;
+    let ds = simulate_on(&cfg, Device::Cpu).unwrap();
+    let recon = b
+        .reconstruct(&ds, &ptycho_workbench::recon::ReconConfig::default())
+        .unwrap();
+    assert_eq!(recon.object.shape(), ds.object.as_ref().unwrap().shape());
+    assert_eq!(recon.metadata.n_groups, ds.n_images());
+    assert!(recon.object.iter().all(|c| c.re.is_finite() && c.im.is_finite()));
+    // every scan position is covered, far corners are not
+    for p in ds.positions_px.outer_iter() {
+        assert!(recon.coverage[[p[1].round() as usize, p[0].round() as usize]] > 0.0);
+    }
+    assert_eq!(recon.coverage[[0, 0]], 0.0);
+    assert_eq!(recon.object[[0, 0]].norm(), 0.0);
+
+    let data = dir.path().join("data.npz");
+    ptycho_workbench::data::write_npz(&ds, &data).unwrap();
+    let out = dir.path().join("recon.npz");
+    let status = Command::new(env!("CARGO_BIN_EXE_ptycho"))
+        .args(["infer", "--bundle"])
+        .arg(&path)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .args(["--device", "cpu"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let members = npy::read_npz(&out).unwrap();
+    let get = |k: &str| {
+        members
+            .iter()
+            .find(|(n, _)| n == k)
+            .unwrap()
+            .1
+            .as_ref()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(get("object").shape, [96, 96]);
+    assert!(matches!(get("object").data, NpyData::C64(_)));
+    assert!(matches!(get("coverage").data, NpyData::F32(_)));
+    let NpyData::Str(meta) = get("_metadata").data else {
+        panic!("no metadata")
+    };
+    let meta: serde_json::Value = serde_json::from_str(&meta[0]).unwrap();
+    assert_eq!(
+        meta["bundle_sha256"],
+        ptycho_workbench::bundle::save::sha256_hex(&std::fs::read(&path).unwrap())
+    );
+}

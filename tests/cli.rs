@@ -327,3 +327,81 @@ fn a_bundle_that_cannot_be_written_is_recorded_not_crashed() -> TestResult {
     assert!(stray.is_empty(), "{stray:?}");
     Ok(())
 }
+
+/// `ptycho train` killed with SIGKILL at several moments: afterwards the
+/// bundle is the previous one, byte for byte, or a complete new one that
+/// loads; never a partial file.
+#[test]
+fn a_kill_during_training_or_saving_never_leaves_a_partial_bundle() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let out = ptycho(&[
+        "simulate",
+        "--out",
+        &p("train.npz"),
+        "--size-px",
+        "32",
+        "--object-size-px",
+        "96",
+        "--spacing-px",
+        "4",
+        "--dose",
+        "1e5",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success());
+    let args = |seed: &str| {
+        vec![
+            "train".to_string(),
+            "--train".into(),
+            p("train.npz"),
+            "--epochs".into(),
+            "1".into(),
+            "--n-groups".into(),
+            "16".into(),
+            "--device".into(),
+            "cpu".into(),
+            "--seed".into(),
+            seed.into(),
+            "--out".into(),
+            p("run"),
+        ]
+    };
+    assert!(
+        Command::new(env!("CARGO_BIN_EXE_ptycho"))
+            .args(args("1"))
+            .output()?
+            .status
+            .success()
+    );
+    let bundle = dir.path().join("run/wts.h5.zip");
+    let checkpoint = dir.path().join("run/checkpoint.safetensors");
+    let old = std::fs::read(&bundle)?;
+    // kill points: at once (reading, training) and as soon as the epoch's
+    // checkpoint is rewritten (the bundle is being written then)
+    for (k, after_checkpoint) in [false, true, true, false, true].into_iter().enumerate() {
+        let before = std::fs::metadata(&checkpoint)?.modified()?;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ptycho"))
+            .args(args(&(k + 2).to_string()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        while after_checkpoint
+            && child.try_wait()?.is_none()
+            && std::fs::metadata(&checkpoint)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t == before)
+        {
+            std::thread::yield_now();
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let now = std::fs::read(&bundle)?;
+        if now != old {
+            // a complete new bundle: every checksum verifies
+            ptycho_workbench::bundle::Bundle::load(&bundle, tch::Device::Cpu)?;
+        }
+    }
+    Ok(())
+}

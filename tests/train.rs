@@ -143,3 +143,36 @@ fn bad_training_input_is_refused_by_name() {
         .unwrap_err();
     assert!(e.to_string().contains("intensity scale"), "{e}");
 }
+
+#[test]
+fn history_as_a_dataframe_and_csv() {
+    use ptycho_workbench::train::{EpochRecord, History};
+    let h = History {
+        epochs: vec![
+            EpochRecord {
+                epoch: 1,
+                train_loss: 2.5,
+                val_loss: Some(3.0),
+                learning_rate: 1e-3,
+                seconds: 1.5,
+            },
+            EpochRecord {
+                epoch: 2,
+                train_loss: 1.5,
+                val_loss: None,
+                learning_rate: 5e-4,
+                seconds: 1.25,
+            },
+        ],
+    };
+    let df = h.to_dataframe().unwrap();
+    assert_eq!(df.shape(), (2, 5));
+    assert_eq!(df.column("train_loss").unwrap().f64().unwrap().get(1), Some(1.5));
+    assert_eq!(df.column("val_loss").unwrap().null_count(), 1);
+    let csv = h.to_csv();
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "epoch,train_loss,val_loss,learning_rate,seconds"
+    );
+    assert_eq!(csv.lines().nth(2).unwrap(), "2,1.500000000e0,,5.000000e-4,1.250");
+}

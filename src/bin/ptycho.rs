@@ -11,8 +11,9 @@ use ptycho_workbench::bundle::Bundle;
 use ptycho_workbench::data::{self, Product, SplitAxis};
 use ptycho_workbench::job::{JobSpec, train_job};
 use ptycho_workbench::model::{ModelConfig, ModelKind};
+use ptycho_workbench::recon::{ReconConfig, write_recon_npz};
 use ptycho_workbench::simulate::{ObjectKind, ProbeKind, ScanKind, SimConfig, simulate_on};
-use ptycho_workbench::train::TrainConfig;
+use ptycho_workbench::train::{TrainConfig, terminal_observer};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +44,22 @@ enum Command {
     /// Inspect model bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Reconstruct a dataset's object with a trained bundle.
+    Infer {
+        #[arg(long)]
+        bundle: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Output NPZ: object, coverage, _metadata.
+        #[arg(long)]
+        out: PathBuf,
+        /// Central crop of each patch that is stitched.
+        #[arg(long, default_value_t = 20)]
+        crop_px: i64,
+        /// auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
 }
 
 #[derive(Args)]
@@ -300,7 +317,6 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
         device: a.device,
         out_dir: a.out,
         resume: a.resume,
-        verbose: true,
     })
 }
 
@@ -329,9 +345,33 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", bench::format_table(&rows));
             }
         }
+        Command::Infer {
+            bundle,
+            data: input,
+            out,
+            crop_px,
+            device,
+        } => {
+            let device = ptycho_workbench::array::parse_device(&device)?;
+            let b = Bundle::load(&bundle, device)?;
+            let ds = data::read_dataset(&input)?;
+            let cfg = ReconConfig {
+                crop_px,
+                ..ReconConfig::default()
+            };
+            let recon = b.reconstruct(&ds, &cfg)?;
+            write_recon_npz(&recon, &out)?;
+            eprintln!(
+                "wrote {} ({} groups, inference {:.2} s, stitching {:.2} s)",
+                out.display(),
+                recon.metadata.n_groups,
+                recon.metadata.seconds_inference,
+                recon.metadata.seconds_stitch
+            );
+        }
         Command::Train(a) => {
             let spec = job_spec(a)?;
-            let result = train_job(&spec)?;
+            let result = train_job(&spec, terminal_observer().as_mut())?;
             println!("{}", serde_json::to_string_pretty(&result)?);
             if let Some(e) = result.error {
                 bail!("{e}");

@@ -4,9 +4,11 @@ pub mod adam;
 pub mod config;
 pub mod data;
 pub mod history;
+pub mod progress;
 pub mod trainer;
 
 pub use config::TrainConfig;
 pub use data::TrainingData;
 pub use history::{EpochRecord, History, LineObserver, SilentObserver, TrainObserver};
+pub use progress::{ProgressBarObserver, terminal_observer};
 pub use trainer::{StopReason, TrainOutcome, TrainedModel, Trainer};

@@ -1,0 +1,169 @@
+//! Inference with a bundle: group every position, run `diffraction_to_obj`
+//! in batches on the bundle's device, stitch the central crops.
+use std::path::Path;
+use std::time::Instant;
+
+use ndarray::{Array2, Ix2};
+use num_complex::Complex32;
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use super::stitch::accumulate;
+use crate::array::{f32_to_tensor, tensor_to_c64, tensor_to_f32};
+use crate::bundle::Bundle;
+use crate::data::atomic::write_atomic;
+use crate::data::product::canvas_shape;
+use crate::data::{Dataset, npy};
+use crate::error::{Error, Result};
+use crate::grouping::{GroupingConfig, group};
+use crate::model::input_scale;
+use crate::train::TrainedModel;
+
+/// How to reconstruct.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconConfig {
+    /// Side of the central crop of each patch that is stitched (PtychoPINN: 20).
+    pub crop_px: i64,
+    /// Groups per forward pass.
+    pub batch_size: usize,
+    /// Neighbour candidates per group for gridsize 2.
+    pub k_neighbours: usize,
+    pub seed: u64,
+}
+
+impl Default for ReconConfig {
+    fn default() -> Self {
+        ReconConfig {
+            crop_px: 20,
+            batch_size: 256,
+            k_neighbours: 4,
+            seed: 0,
+        }
+    }
+}
+
+/// A stitched object and how it was made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reconstruction {
+    /// `[H, W]`, the dataset's object grid; zero where nothing was stitched.
+    pub object: Array2<Complex32>,
+    /// How much patch weight each pixel received `[H, W]`.
+    pub coverage: Array2<f32>,
+    pub metadata: ReconMetadata,
+}
+
+/// What `_metadata` of a reconstruction NPZ records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconMetadata {
+    pub format: String,
+    pub source: String,
+    pub bundle_sha256: Option<String>,
+    pub n_groups: usize,
+    pub config: ReconConfig,
+    pub seconds_inference: f64,
+    pub seconds_stitch: f64,
+}
+
+impl Bundle {
+    /// Reconstructs the full object of `ds` with this bundle's model.
+    pub fn reconstruct(&self, ds: &Dataset, cfg: &ReconConfig) -> Result<Reconstruction> {
+        ds.validate()?;
+        let mcfg = self.config();
+        if ds.patch_size() != mcfg.n {
+            return Err(Error::config(
+                "data",
+                format!(
+                    "the bundle's model is for N = {}, the dataset has N = {}",
+                    mcfg.n,
+                    ds.patch_size()
+                ),
+            ));
+        }
+        let device = self.model.var_store().device();
+        let _guard = tch::no_grad_guard();
+        let groups = group(
+            &ds.positions_px,
+            &GroupingConfig {
+                gridsize: mcfg.gridsize,
+                k_neighbours: cfg.k_neighbours,
+                n_groups: None,
+                with_replacement: false,
+                seed: cfg.seed,
+            },
+        )?;
+        let (c, n) = (groups.members() as i64, mcfg.n as i64);
+        let scale = input_scale(ds.diffraction.view())?;
+        let diffraction = f32_to_tensor(&ds.diffraction, device) * scale;
+        let idx: Vec<i64> = groups.indices.iter().map(|&i| i as i64).collect();
+        let idx = Tensor::from_slice(&idx).to_device(device).view([-1, c]);
+        let offsets: Vec<f32> = groups.offsets_px.iter().map(|&v| v as f32).collect();
+        let offsets = Tensor::from_slice(&offsets).to_device(device).view([-1, c, 2]);
+        let [h, w] = match &ds.object {
+            Some(o) => [o.shape()[0], o.shape()[1]],
+            None => canvas_shape(&ds.positions_px, mcfg.n),
+        };
+        let centroids = crate::array::f64_to_tensor(&groups.centroids_px, device);
+        let started = Instant::now();
+        let mut sum = Tensor::zeros([h as i64, w as i64], (Kind::ComplexFloat, device));
+        let mut coverage = Tensor::zeros([h as i64, w as i64], (Kind::Float, device));
+        let mut seconds_stitch = 0.0;
+        let total = groups.n_groups() as i64;
+        for start in (0..total).step_by(cfg.batch_size.max(1)) {
+            let len = (cfg.batch_size as i64).min(total - start);
+            let members = idx.narrow(0, start, len).reshape([-1]);
+            let x = diffraction.index_select(0, &members).view([len, c, n, n]);
+            let o = offsets.narrow(0, start, len);
+            let patches = match &self.model {
+                TrainedModel::Pinn(m) => m.diffraction_to_obj(&x, &o)?,
+                TrainedModel::Supervised(m) => m.diffraction_to_obj(&x)?,
+            };
+            let t = Instant::now();
+            let (s, cov) = accumulate(
+                &patches,
+                &centroids.narrow(0, start, len),
+                cfg.crop_px,
+                h as i64,
+                w as i64,
+            )?;
+            sum += s;
+            coverage += cov;
+            seconds_stitch += t.elapsed().as_secs_f64();
+        }
+        let object = sum / coverage.clamp_min(1e-6) * coverage.gt(1e-6).to_kind(Kind::Float);
+        let total_seconds = started.elapsed().as_secs_f64();
+        Ok(Reconstruction {
+            object: tensor_to_c64(&object)?.into_dimensionality::<Ix2>().expect("2-D"),
+            coverage: tensor_to_f32(&coverage)?.into_dimensionality::<Ix2>().expect("2-D"),
+            metadata: ReconMetadata {
+                format: "ptycho-workbench/reconstruction".into(),
+                source: "pinn inference".into(),
+                bundle_sha256: std::fs::read(&self.path)
+                    .ok()
+                    .map(|b| crate::bundle::save::sha256_hex(&b)),
+                n_groups: groups.n_groups(),
+                config: cfg.clone(),
+                seconds_inference: total_seconds - seconds_stitch,
+                seconds_stitch,
+            },
+        })
+    }
+}
+
+/// Writes `object` (complex64 `[H, W]`), `coverage` (float32 `[H, W]`) and
+/// `_metadata` (JSON) as an NPZ, atomically.
+pub fn write_recon_npz(recon: &Reconstruction, path: &Path) -> Result<()> {
+    let o = recon.object.as_standard_layout();
+    let c = recon.coverage.as_standard_layout();
+    let meta = serde_json::to_string(&recon.metadata).expect("metadata serialises");
+    let members = [
+        ("object", npy::encode(o.shape(), o.as_slice().expect("contiguous"))),
+        ("coverage", npy::encode(c.shape(), c.as_slice().expect("contiguous"))),
+        ("_metadata", npy::encode_str(&meta)),
+    ];
+    write_atomic(path, |w| {
+        npy::write_npz(std::io::Cursor::new(Vec::new()), &members)
+            .and_then(|cur| std::io::Write::write_all(w, &cur.into_inner()))
+            .map_err(|e| Error::io(path, e))
+    })
+}
