@@ -171,33 +171,60 @@ pub fn simulate_bench(b: &SimulateBench) -> Result<Vec<BenchRow>> {
     Ok(rows)
 }
 
-fn run_reference(b: &SimulateBench, scan: &str, object_size_px: usize, dose_photons: f64) -> Result<ReferenceOut> {
-    let script = benches_dir().join("reference_simulate.py");
-    let out = Command::new(&b.python)
-        .arg(&script)
-        .args(["--scan", scan])
-        .args(["--n-images", &b.n_images.to_string()])
-        .args(["--size", &b.size_px.to_string()])
-        .args(["--object-size", &object_size_px.to_string()])
-        .args(["--spacing", "4"])
-        .args(["--dose", &dose_photons.to_string()])
-        .args(["--repeats", &b.repeats.to_string()])
-        .env("OMP_NUM_THREADS", b.threads.to_string())
+/// Runs `benches/<script>` with `python` and `args` (and `env`), parsing
+/// its stdout as JSON.
+fn run_script<T: serde::de::DeserializeOwned>(
+    python: &Path,
+    script: &str,
+    args: &[String],
+    env: &[(&str, String)],
+) -> Result<T> {
+    let path = benches_dir().join(script);
+    let out = Command::new(python)
+        .arg(&path)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .map_err(|e| Error::External {
-            program: b.python.display().to_string(),
-            reason: format!("cannot run the numpy reference ({e}); run scripts/setup.sh or set PTYCHO_PYTHON"),
+            program: python.display().to_string(),
+            reason: format!("cannot run the reference ({e}); run scripts/setup.sh or set PTYCHO_PYTHON"),
         })?;
     if !out.status.success() {
         return Err(Error::External {
-            program: script.display().to_string(),
+            program: path.display().to_string(),
             reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
     serde_json::from_slice(&out.stdout).map_err(|e| Error::External {
-        program: script.display().to_string(),
+        program: path.display().to_string(),
         reason: format!("unreadable output: {e}"),
     })
+}
+
+fn run_reference(b: &SimulateBench, scan: &str, object_size_px: usize, dose_photons: f64) -> Result<ReferenceOut> {
+    let args = [
+        "--scan",
+        scan,
+        "--n-images",
+        &b.n_images.to_string(),
+        "--size",
+        &b.size_px.to_string(),
+        "--object-size",
+        &object_size_px.to_string(),
+        "--spacing",
+        "4",
+        "--dose",
+        &dose_photons.to_string(),
+        "--repeats",
+        &b.repeats.to_string(),
+    ]
+    .map(String::from);
+    run_script(
+        &b.python,
+        "reference_simulate.py",
+        &args,
+        &[("OMP_NUM_THREADS", b.threads.to_string())],
+    )
 }
 
 /// Four significant digits, without an exponent for everyday magnitudes.
@@ -314,30 +341,22 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
             }
         }
         let ours_rss = peak_rss_mb();
-        let script = benches_dir().join("reference_pinn.py");
-        let out = Command::new(&b.python)
-            .arg(&script)
-            .args(["--gridsize", &gridsize.to_string()])
-            .args(["--n", &b.n.to_string()])
-            .args(["--batch", &b.batch_size.to_string()])
-            .args(["--steps", &b.steps.to_string()])
-            .args(["--warmup", &b.warmup.to_string()])
-            .args(["--threads", &b.threads.to_string()])
-            .output()
-            .map_err(|e| Error::External {
-                program: b.python.display().to_string(),
-                reason: format!("cannot run the PyTorch reference ({e}); run scripts/setup.sh or set PTYCHO_PYTHON"),
-            })?;
-        if !out.status.success() {
-            return Err(Error::External {
-                program: script.display().to_string(),
-                reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        let reference: TrainReferenceOut = serde_json::from_slice(&out.stdout).map_err(|e| Error::External {
-            program: script.display().to_string(),
-            reason: format!("unreadable output: {e}"),
-        })?;
+        let args = [
+            "--gridsize",
+            &gridsize.to_string(),
+            "--n",
+            &b.n.to_string(),
+            "--batch",
+            &b.batch_size.to_string(),
+            "--steps",
+            &b.steps.to_string(),
+            "--warmup",
+            &b.warmup.to_string(),
+            "--threads",
+            &b.threads.to_string(),
+        ]
+        .map(String::from);
+        let reference: TrainReferenceOut = run_script(&b.python, "reference_pinn.py", &args, &[])?;
         let rate = |s: &[f64]| 1.0 / median(s);
         rows.push(BenchRow {
             name: format!("train pinn gs{gridsize} N={} batch={}", b.n, b.batch_size),
@@ -382,25 +401,8 @@ pub fn group_bench(n: usize, repeats: usize, python: &Path) -> Result<Vec<BenchR
         ours.push(t.elapsed().as_secs_f64());
         assert_eq!(g.n_groups(), n);
     }
-    let script = benches_dir().join("reference_group.py");
-    let out = Command::new(python)
-        .arg(&script)
-        .args(["--n", &n.to_string(), "--k", "6", "--repeats", &repeats.to_string()])
-        .output()
-        .map_err(|e| Error::External {
-            program: python.display().to_string(),
-            reason: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(Error::External {
-            program: script.display().to_string(),
-            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    let reference: SecondsOut = serde_json::from_slice(&out.stdout).map_err(|e| Error::External {
-        program: script.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let args = ["--n", &n.to_string(), "--k", "6", "--repeats", &repeats.to_string()].map(String::from);
+    let reference: SecondsOut = run_script(python, "reference_group.py", &args, &[])?;
     let rate = |s: &[f64]| n as f64 / median(s);
     Ok(vec![BenchRow {
         name: format!("group gs2 K=6 n={n}"),

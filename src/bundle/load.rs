@@ -158,25 +158,6 @@ fn read_probe(bytes: &[u8], path: &Path, n: usize) -> Result<Array2<Complex32>> 
 fn load_weights(model: &TrainedModel, bytes: &[u8], path: &Path) -> Result<()> {
     let st = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| Error::format(path, format!("unreadable weights: {e:?}")))?;
-    tch::no_grad(|| -> Result<()> {
-        for (name, var) in model.var_store().variables() {
-            let view = st
-                .tensor(&name)
-                .map_err(|_| Error::format(path, format!("weights lack `{name}` (a bundle of another model?)")))?;
-            let t: Tensor = view.try_into()?;
-            if t.size() != var.size() {
-                return Err(Error::format(
-                    path,
-                    format!(
-                        "`{name}` is {:?} in the bundle, the model needs {:?}",
-                        t.size(),
-                        var.size()
-                    ),
-                ));
-            }
-            let mut v = var.shallow_clone();
-            v.copy_(&t);
-        }
-        Ok(())
-    })
+    let lookup = |name: &str| st.tensor(name).ok().and_then(|view| Tensor::try_from(view).ok());
+    crate::model::init::load_variables(model.var_store(), lookup, path, "bundle")
 }

@@ -43,17 +43,20 @@ pub fn attr_str(loc: &hdf5::Location, name: &str, value: &str, path: &Path) -> R
         .map_err(|e| Error::hdf5(path, e))
 }
 
-/// Reads a numeric scalar attribute as f64, `None` if absent.
-pub fn read_attr_f64(loc: &hdf5::Location, name: &str, path: &Path) -> Result<Option<f64>> {
-    if !loc
-        .attr_names()
-        .map_err(|e| Error::hdf5(path, e))?
-        .iter()
-        .any(|n| n == name)
-    {
+/// The attribute `name`, `None` if absent.
+fn attribute(loc: &hdf5::Location, name: &str, path: &Path) -> Result<Option<hdf5::Attribute>> {
+    let names = loc.attr_names().map_err(|e| Error::hdf5(path, e))?;
+    if !names.iter().any(|n| n == name) {
         return Ok(None);
     }
-    let a = loc.attr(name).map_err(|e| Error::hdf5(path, e))?;
+    loc.attr(name).map(Some).map_err(|e| Error::hdf5(path, e))
+}
+
+/// Reads a numeric scalar attribute as f64, `None` if absent.
+pub fn read_attr_f64(loc: &hdf5::Location, name: &str, path: &Path) -> Result<Option<f64>> {
+    let Some(a) = attribute(loc, name, path)? else {
+        return Ok(None);
+    };
     let v = a
         .read_raw::<f64>()
         .map_err(|e| Error::format(path, format!("attribute `{name}` is not a number: {e}")))?;
@@ -65,15 +68,9 @@ pub fn read_attr_f64(loc: &hdf5::Location, name: &str, path: &Path) -> Result<Op
 
 /// Reads a string attribute (variable-length UTF-8 or ASCII), `None` if absent.
 pub fn read_attr_string(loc: &hdf5::Location, name: &str, path: &Path) -> Result<Option<String>> {
-    if !loc
-        .attr_names()
-        .map_err(|e| Error::hdf5(path, e))?
-        .iter()
-        .any(|n| n == name)
-    {
+    let Some(a) = attribute(loc, name, path)? else {
         return Ok(None);
-    }
-    let a = loc.attr(name).map_err(|e| Error::hdf5(path, e))?;
+    };
     if let Ok(s) = a.read_scalar::<hdf5::types::VarLenUnicode>() {
         return Ok(Some(s.as_str().to_string()));
     }

@@ -1,4 +1,7 @@
-//! Weight initialisation from our own seeded RNG, so a model's starting
+//! Weights: initialisation from our own seeded RNG, and loading named
+//! tensors into a model.
+//!
+//! Initialisation uses our own seeded RNG, so a model's starting
 //! point depends on its seed only (not on libtorch's global generator, which
 //! other code may draw from at the same time).
 //!
@@ -8,7 +11,11 @@
 //! order, each from its own ChaCha8 stream.
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
 use tch::{Kind, Tensor, nn};
+
+use crate::error::{Error, Result};
 
 /// Re-draws every variable whose name ends in `weight` or `bias`.
 pub fn reinitialise(vs: &nn::VarStore, seed: u64) {
@@ -39,4 +46,34 @@ pub fn reinitialise(vs: &nn::VarStore, seed: u64) {
             dst.copy_(&src);
         }
     });
+}
+
+/// Copies `lookup(name)` into every variable of `vs`; a missing name or a
+/// shape that differs is an error naming `path` and the variable (`what`
+/// says which kind of file it is: "bundle", "checkpoint").
+pub fn load_variables(
+    vs: &nn::VarStore,
+    lookup: impl Fn(&str) -> Option<Tensor>,
+    path: &Path,
+    what: &str,
+) -> Result<()> {
+    tch::no_grad(|| {
+        for (name, var) in vs.variables() {
+            let src = lookup(&name)
+                .ok_or_else(|| Error::format(path, format!("the {what} lacks `{name}` (a file of another model?)")))?;
+            if src.size() != var.size() {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "`{name}` is {:?} in the {what}, the model needs {:?}",
+                        src.size(),
+                        var.size()
+                    ),
+                ));
+            }
+            let mut v = var.shallow_clone();
+            v.copy_(&src);
+        }
+        Ok(())
+    })
 }

@@ -331,24 +331,12 @@ fn load_checkpoint(path: &Path, model: &TrainedModel, adam: &mut Adam) -> Result
     let bytes = Vec::<u8>::try_from(json)?;
     let state: LoopState = serde_json::from_slice(&bytes)
         .map_err(|e| Error::format(path, format!("checkpoint state is unreadable: {e}")))?;
-    tch::no_grad(|| -> Result<()> {
-        for (name, var) in model.var_store().variables() {
-            let src = find(&name).ok_or_else(|| Error::format(path, format!("checkpoint lacks `{name}`")))?;
-            if src.size() != var.size() {
-                return Err(Error::format(
-                    path,
-                    format!(
-                        "`{name}` is {:?} in the checkpoint, the model needs {:?}",
-                        src.size(),
-                        var.size()
-                    ),
-                ));
-            }
-            let mut v = var.shallow_clone();
-            v.copy_(src);
-        }
-        Ok(())
-    })?;
+    crate::model::init::load_variables(
+        model.var_store(),
+        |name| find(name).map(Tensor::shallow_clone),
+        path,
+        "checkpoint",
+    )?;
     adam.load_state(&tensors).map_err(|e| Error::format(path, e))?;
     Ok(state)
 }
