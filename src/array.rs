@@ -87,14 +87,6 @@ pub fn tensor_to_f32(t: &Tensor) -> Result<ArrayD<f32>> {
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), v).expect("element count agrees"))
 }
 
-/// Any real tensor → f64 array with the tensor's shape.
-pub fn tensor_to_f64(t: &Tensor) -> Result<ArrayD<f64>> {
-    let shape = tensor_shape(t);
-    let flat = t.to_device(Device::Cpu).to_kind(Kind::Double).contiguous().view(-1);
-    let v = Vec::<f64>::try_from(&flat)?;
-    Ok(ArrayD::from_shape_vec(IxDyn(&shape), v).expect("element count agrees"))
-}
-
 /// complex tensor → complex64 array with the tensor's shape.
 pub fn tensor_to_c64(t: &Tensor) -> Result<ArrayD<Complex32>> {
     let shape = tensor_shape(t);
@@ -108,15 +100,6 @@ pub fn tensor_to_c64(t: &Tensor) -> Result<ArrayD<Complex32>> {
     let v = Vec::<f32>::try_from(&real)?;
     let c: Vec<Complex32> = v.chunks_exact(2).map(|p| Complex32::new(p[0], p[1])).collect();
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), c).expect("element count agrees"))
-}
-
-/// Checks a tensor's shape, naming `what` in the error.
-pub fn expect_shape(t: &Tensor, what: &str, expected: &[i64]) -> Result<()> {
-    let got = t.size();
-    if got != expected {
-        return Err(Error::shape(what, format!("{expected:?}"), format!("{got:?}")));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

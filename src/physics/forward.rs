@@ -204,18 +204,6 @@ pub fn shift_modulation(h: i64, w: i64, device: Device) -> Tensor {
     sign(h).view([h, 1]) * sign(w).view([1, w])
 }
 
-/// Total energy `Σ |Ψ|²` per pattern.
-///
-/// # Shapes
-/// - `exit_waves`: `[n, N, N]` complex64 → `[n]` float64
-pub fn energy_per_pattern(exit_waves: &Tensor) -> Tensor {
-    exit_waves
-        .abs()
-        .to_kind(Kind::Double)
-        .square()
-        .sum_dim_intlist([-2i64, -1].as_slice(), false, Kind::Double)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
