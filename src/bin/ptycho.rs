@@ -19,7 +19,7 @@ use ptycho_workbench::train::{TrainConfig, terminal_observer};
 #[command(
     name = "ptycho",
     version,
-    about = "Ptychography workbench: simulate, inspect, export, benchmark"
+    about = "Ptychography workbench: simulate, train, reconstruct, export, benchmark"
 )]
 struct Cli {
     #[command(subcommand)]

@@ -90,7 +90,7 @@ impl ModelConfig {
         if self.kind == ModelKind::Supervised && self.gridsize != 1 {
             return Err(Error::config(
                 "model.gridsize",
-                "the supervised baseline sees single patterns: use gridsize 1 (groups are flattened for it)",
+                "the supervised baseline sees single patterns: use gridsize 1 (each position is one sample)",
             ));
         }
         if !(1..=8).contains(&self.n_filters_scale) {
