@@ -19,39 +19,38 @@ pub enum Error {
     /// A configuration field is invalid.
     #[error("invalid configuration `{field}`: {reason}")]
     Config { field: String, reason: String },
-    /// The operating system refused a file operation.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The operating system refused a file operation. (The cause is part of
+    /// the message, not a `source`, so a printed chain names it once.)
+    #[error("{}: {cause}", path.display())]
+    Io { path: PathBuf, cause: std::io::Error },
     /// A file exists but its content is not what the format requires.
     #[error("{}: {reason}", path.display())]
     Format { path: PathBuf, reason: String },
     /// An error from libtorch.
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
     /// An error from libhdf5.
-    #[error("{}: HDF5: {source}", path.display())]
-    Hdf5 {
-        path: PathBuf,
-        #[source]
-        source: hdf5::Error,
-    },
+    #[error("{}: HDF5: {cause}", path.display())]
+    Hdf5 { path: PathBuf, cause: hdf5::Error },
     /// An external program (e.g. a benchmark reference script) failed.
     #[error("{program}: {reason}")]
     External { program: String, reason: String },
+}
+
+impl From<tch::TchError> for Error {
+    fn from(e: tch::TchError) -> Self {
+        Error::Torch(e)
+    }
 }
 
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 
@@ -84,10 +83,10 @@ impl Error {
         }
     }
 
-    pub(crate) fn hdf5(path: impl Into<PathBuf>, source: hdf5::Error) -> Self {
+    pub(crate) fn hdf5(path: impl Into<PathBuf>, cause: hdf5::Error) -> Self {
         Error::Hdf5 {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

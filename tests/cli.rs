@@ -405,3 +405,12 @@ fn a_kill_during_training_or_saving_never_leaves_a_partial_bundle() -> TestResul
     }
     Ok(())
 }
+
+#[test]
+fn a_missing_file_is_named_once() {
+    let out = ptycho(&["dataset", "inspect", "/nonexistent/data.npz"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/data.npz"), "{err}");
+}
