@@ -316,13 +316,7 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
         let c = cfg.channels() as i64;
         let probe = crate::physics::disk_probe(n, n as f64 / 4.0, 0.0, Device::Cpu)?;
         let model = Pinn::new(&cfg, &probe, 30.0, 0, Device::Cpu)?;
-        let params: Vec<(String, Tensor)> = model
-            .var_store()
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        let mut adam = Adam::new(params, 1e-3);
+        let mut adam = Adam::for_var_store(model.var_store(), 1e-3);
         let bs = b.batch_size as i64;
         let x = Tensor::rand([bs, c, n, n], (Kind::Float, Device::Cpu)) * 4.0;
         let offsets = (Tensor::rand([bs, c, 2], (Kind::Float, Device::Cpu)) - 0.5) * 8.0;

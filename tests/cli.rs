@@ -13,6 +13,28 @@ fn ptycho(args: &[&str]) -> std::process::Output {
         .expect("ptycho runs")
 }
 
+/// A small noisy dataset (N = 32, 96² object, 4 px raster) for training runs.
+fn simulate_small(out: &str, seed: &str) {
+    let out = ptycho(&[
+        "simulate",
+        "--out",
+        out,
+        "--size-px",
+        "32",
+        "--object-size-px",
+        "96",
+        "--spacing-px",
+        "4",
+        "--dose",
+        "1e5",
+        "--seed",
+        seed,
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn simulate_inspect_split_export() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -208,27 +230,8 @@ fn shipped_config_and_a_probe_from_another_dataset() -> TestResult {
 fn train_writes_a_bundle_and_a_result_record_and_inspect_reads_it() -> TestResult {
     let dir = tempfile::tempdir()?;
     let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
-    let sim = |out: &str, seed: &str| {
-        ptycho(&[
-            "simulate",
-            "--out",
-            &p(out),
-            "--size-px",
-            "32",
-            "--object-size-px",
-            "96",
-            "--spacing-px",
-            "4",
-            "--dose",
-            "1e5",
-            "--seed",
-            seed,
-            "--device",
-            "cpu",
-        ])
-    };
-    assert!(sim("train.npz", "1").status.success());
-    assert!(sim("test.npz", "2").status.success());
+    simulate_small(&p("train.npz"), "1");
+    simulate_small(&p("test.npz"), "2");
     let out = ptycho(&[
         "train",
         "--train",
@@ -277,22 +280,7 @@ fn train_writes_a_bundle_and_a_result_record_and_inspect_reads_it() -> TestResul
 fn a_bundle_that_cannot_be_written_is_recorded_not_crashed() -> TestResult {
     let dir = tempfile::tempdir()?;
     let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
-    let out = ptycho(&[
-        "simulate",
-        "--out",
-        &p("train.npz"),
-        "--size-px",
-        "32",
-        "--object-size-px",
-        "96",
-        "--spacing-px",
-        "4",
-        "--dose",
-        "1e5",
-        "--device",
-        "cpu",
-    ]);
-    assert!(out.status.success());
+    simulate_small(&p("train.npz"), "1");
     // a folder where the bundle file should go: the final rename must fail
     std::fs::create_dir_all(dir.path().join("run/wts.h5.zip"))?;
     let out = ptycho(&[
@@ -335,22 +323,7 @@ fn a_bundle_that_cannot_be_written_is_recorded_not_crashed() -> TestResult {
 fn a_kill_during_training_or_saving_never_leaves_a_partial_bundle() -> TestResult {
     let dir = tempfile::tempdir()?;
     let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
-    let out = ptycho(&[
-        "simulate",
-        "--out",
-        &p("train.npz"),
-        "--size-px",
-        "32",
-        "--object-size-px",
-        "96",
-        "--spacing-px",
-        "4",
-        "--dose",
-        "1e5",
-        "--device",
-        "cpu",
-    ]);
-    assert!(out.status.success());
+    simulate_small(&p("train.npz"), "1");
     let args = |seed: &str| {
         vec![
             "train".to_string(),

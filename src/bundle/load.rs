@@ -2,7 +2,6 @@
 //! member's checksum is verified first. Nothing in a bundle is executed (the
 //! TorchScript member is for other consumers and is not loaded).
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
@@ -28,34 +27,10 @@ pub struct Bundle {
     pub sizes: Vec<(String, u64)>,
 }
 
-/// Members larger than this are refused before they are read.
-const MAX_MEMBER_BYTES: u64 = 4 << 30;
-
 fn read_members(path: &Path) -> Result<HashMap<String, Vec<u8>>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut zip = ::zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| Error::format(path, format!("not a readable bundle (zip): {e}")))?;
-    let mut out = HashMap::new();
-    for i in 0..zip.len() {
-        let mut m = zip
-            .by_index(i)
-            .map_err(|e| Error::format(path, format!("corrupt bundle member #{i}: {e}")))?;
-        let name = m
-            .name()
-            .map_err(|e| Error::format(path, format!("bad member name: {e}")))?
-            .to_string();
-        if m.size() > MAX_MEMBER_BYTES {
-            return Err(Error::format(
-                path,
-                format!("member `{name}` declares {} bytes", m.size()),
-            ));
-        }
-        let mut bytes = Vec::with_capacity(m.size() as usize);
-        m.read_to_end(&mut bytes)
-            .map_err(|e| Error::format(path, format!("member `{name}` is truncated or corrupt: {e}")))?;
-        out.insert(name, bytes);
-    }
-    Ok(out)
+    Ok(crate::data::archive::read_members(path, "bundle", |_| true)?
+        .into_iter()
+        .collect())
 }
 
 impl Bundle {

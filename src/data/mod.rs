@@ -1,5 +1,6 @@
 //! Datasets and the files that hold them: PtychoPINN NPZ, Ptychodus HDF5
 //! products, CXI beamline files. Every write is atomic (temp file + rename).
+pub mod archive;
 pub mod atomic;
 pub mod cxi;
 pub mod dataset;

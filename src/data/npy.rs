@@ -6,7 +6,7 @@
 //! headers whose declared size does not match the data (before allocating).
 //! Writing produces version 1.0 files (C order, little-endian) inside an
 //! uncompressed zip with fixed timestamps, so equal arrays give equal bytes.
-use std::io::{Read, Seek, Write};
+use std::io::{Seek, Write};
 use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
@@ -379,39 +379,14 @@ pub fn decode(bytes: &[u8], path: &Path, what: &str) -> Result<NpyArray> {
 /// cannot be read is an error; a member that cannot be decoded gives an
 /// `Err` in its slot (the caller decides whether that member matters).
 pub fn read_npz(path: &Path) -> Result<Vec<(String, Result<NpyArray>)>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if len == 0 {
-        return Err(Error::format(path, "empty file (not an .npz archive)"));
-    }
-    let mut zip = ::zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| Error::format(path, format!("not a readable .npz (zip) archive: {e}")))?;
-    let mut out = Vec::with_capacity(zip.len());
-    for i in 0..zip.len() {
-        let mut member = zip
-            .by_index(i)
-            .map_err(|e| Error::format(path, format!("corrupt archive member #{i}: {e}")))?;
-        let name = member
-            .name()
-            .map_err(|e| Error::format(path, format!("archive member #{i} has a bad name: {e}")))?
-            .to_string();
-        let Some(key) = name.strip_suffix(".npy") else {
-            continue;
-        };
-        let declared = member.size();
-        if declared > len.saturating_mul(1100).max(1 << 30) {
-            return Err(Error::format(
-                path,
-                format!("member `{name}` declares {declared} bytes, far more than the archive holds"),
-            ));
-        }
-        let mut bytes = Vec::with_capacity(declared.min(1 << 30) as usize);
-        member
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::format(path, format!("member `{name}` is truncated or corrupt: {e}")))?;
-        out.push((key.to_string(), decode(&bytes, path, key)));
-    }
-    Ok(out)
+    let members = super::archive::read_members(path, ".npz archive", |name| name.ends_with(".npy"))?;
+    Ok(members
+        .into_iter()
+        .map(|(name, bytes)| {
+            let key = name.strip_suffix(".npy").expect("kept only .npy members");
+            (key.to_string(), decode(&bytes, path, key))
+        })
+        .collect())
 }
 
 #[cfg(test)]

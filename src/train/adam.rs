@@ -38,6 +38,12 @@ impl Adam {
         }
     }
 
+    /// Adam over every variable of `vs` that requires a gradient.
+    pub fn for_var_store(vs: &tch::nn::VarStore, learning_rate: f64) -> Self {
+        let trainable = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        Adam::new(trainable, learning_rate)
+    }
+
     /// Clears the gradients.
     pub fn zero_grad(&mut self) {
         for (_, p) in &self.params {

@@ -118,13 +118,7 @@ impl Trainer {
                 TrainedModel::Supervised(Box::new(Supervised::new(&self.model, self.train.seed, self.device)?))
             }
         };
-        let named: Vec<(String, Tensor)> = model
-            .var_store()
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        let mut adam = Adam::new(named, self.train.learning_rate);
+        let mut adam = Adam::for_var_store(model.var_store(), self.train.learning_rate);
         let (train_idx, val_idx) = split(data.len(), self.train.validation_fraction, self.train.seed);
         let mut state = LoopState {
             epochs_done: 0,
