@@ -5,7 +5,7 @@ export OMP_WAIT_POLICY ?= passive
 CARGO ?= cargo
 DEMO_DIR ?= out/demo
 
-.PHONY: setup demo test fmt lint unit bench fixtures
+.PHONY: setup demo test fmt lint unit notebooks bench fixtures
 
 setup:
 	@bash scripts/setup.sh
@@ -22,7 +22,7 @@ demo: setup
 	$(CARGO) run --quiet --bin ptycho -- bundle inspect $(DEMO_DIR)/pinn_gs2/wts.h5.zip
 	$(CARGO) run --quiet --bin ptycho -- export product --data $(DEMO_DIR)/test.npz --out $(DEMO_DIR)/test_product.h5
 
-test: setup fmt lint unit
+test: setup fmt lint unit notebooks
 
 fmt:
 	$(CARGO) fmt --check
@@ -33,10 +33,18 @@ lint:
 unit:
 	$(CARGO) test
 
+# Every notebook, executed with the Rust kernel at CI sizes (users get the
+# full sizes by running them in Jupyter); executed copies in target/notebooks/.
+NB_ENV ?= PTYCHO_NB_IMAGES=256 PTYCHO_NB_EPOCHS=1 PTYCHO_NB_GROUPS=32 PTYCHO_NB_ITERATIONS=10 PTYCHO_NB_DOSES=1e3,1e5
+notebooks: setup
+	$(NB_ENV) .venv/bin/python scripts/run_notebooks.py
+
 bench: setup
 	$(CARGO) run --release --bin ptycho -- bench simulate
 	$(CARGO) run --release --bin ptycho -- bench group
 	$(CARGO) run --release --bin ptycho -- bench train
+	$(CARGO) run --release --bin ptycho -- bench infer
+	$(CARGO) run --release --bin ptycho -- bench stitch
 
 # Regenerate the small test fixtures (numpy/scipy/h5py references).
 fixtures: setup

@@ -87,23 +87,40 @@ class Pinn(nn.Module):
         out = F.grid_sample(ri, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         return torch.view_as_complex(out.permute(0, 2, 3, 1).contiguous())
 
-    def forward(self, x, offsets):
+    def patches(self, x):
         h = x
         for blk in self.encoder:
             h = F.max_pool2d(blk(h), 2)
         a, phi = self.amp(h), self.phase(h)
-        obj = torch.complex(a * torch.cos(phi), a * torch.sin(phi))
+        return torch.complex(a * torch.cos(phi), a * torch.sin(phi))
+
+    def canvas(self, obj, offsets):
+        n, p, c = self.n, self.pad, self.c
+        m = n + 2 * p
+        flat = F.pad(torch.view_as_real(obj.reshape(-1, n, n)).permute(0, 3, 1, 2), (p, p, p, p))
+        flat = torch.view_as_complex(flat.permute(0, 2, 3, 1).contiguous())
+        off = offsets.reshape(-1, 2)
+        placed = self.translate(flat, off).view(-1, c, m, m).sum(1)
+        ones = F.pad(torch.ones(flat.shape[0], n, n), (p, p, p, p))
+        ones = torch.complex(ones, torch.zeros_like(ones))
+        cover = self.translate(ones, off).real.view(-1, c, m, m).sum(1)
+        return placed / cover.clamp_min(1e-3)
+
+    def diffraction_to_obj(self, x, offsets):
+        """The inference model: the object at each group centroid [B, N, N]."""
+        obj = self.patches(x)
+        if self.c == 1:
+            return obj[:, 0]
+        p = self.pad
+        return self.canvas(obj, offsets)[:, p:p + self.n, p:p + self.n]
+
+    def forward(self, x, offsets):
+        obj = self.patches(x)
         if self.c > 1:
             n, p, c = self.n, self.pad, self.c
             m = n + 2 * p
-            flat = F.pad(torch.view_as_real(obj.reshape(-1, n, n)).permute(0, 3, 1, 2), (p, p, p, p))
-            flat = torch.view_as_complex(flat.permute(0, 2, 3, 1).contiguous())
             off = offsets.reshape(-1, 2)
-            placed = self.translate(flat, off).view(-1, c, m, m).sum(1)
-            ones = F.pad(torch.ones(flat.shape[0], n, n), (p, p, p, p))
-            ones = torch.complex(ones, torch.zeros_like(ones))
-            cover = self.translate(ones, off).real.view(-1, c, m, m).sum(1)
-            canvas = placed / cover.clamp_min(1e-3)
+            canvas = self.canvas(obj, offsets)
             rep = canvas.unsqueeze(1).expand(-1, c, m, m).reshape(-1, m, m)
             obj = self.translate(rep, -off)[:, p:p + n, p:p + n].reshape(-1, c, n, n)
         spec = torch.fft.fft2(obj * self.probe_mod, norm="ortho")
@@ -119,6 +136,8 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mode", choices=["train", "infer"], default="train",
+                    help="train: Adam steps of the autoencoder; infer: diffraction_to_obj under no_grad")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -131,7 +150,17 @@ def main():
     off = (torch.rand(args.batch, c, 2) - 0.5) * 8
     counts = torch.poisson(torch.rand(args.batch, c, n, n) * 50)
     times = []
-    for i in range(args.warmup + args.steps):
+    if args.mode == "infer":
+        model.eval()
+        with torch.no_grad():
+            for i in range(args.warmup + args.steps):
+                t = time.perf_counter()
+                y = model.diffraction_to_obj(x, off)
+                y.abs().sum().item()
+                if i >= args.warmup:
+                    times.append(time.perf_counter() - t)
+        args.steps = 0
+    for i in range(args.warmup + args.steps if args.steps else 0):
         t = time.perf_counter()
         opt.zero_grad()
         lam = model(x, off) ** 2

@@ -60,3 +60,29 @@ if [ "$(readlink .venv/libtorch 2>/dev/null)" != "$target" ]; then
     ln -sfn "$target" .venv/libtorch
     say "LIBTORCH -> $target"
 fi
+
+# --- Rust Jupyter kernel (evcxr) for the notebooks --------------------------------
+# `cargo install` compiles it once (~12 CPU-minutes); skipped when present. The
+# kernel spec goes into .venv/share/jupyter with LIBTORCH in its environment,
+# so `:dep ptycho_workbench = { path = ".." }` builds against our libtorch.
+if [ "${PTYCHO_SKIP_NOTEBOOKS:-0}" != 1 ]; then
+    if ! command -v evcxr_jupyter >/dev/null && ! [ -x "$HOME/.cargo/bin/evcxr_jupyter" ]; then
+        say "installing evcxr_jupyter (the Rust kernel; compiles once)"
+        cargo install --locked --quiet evcxr_jupyter
+    fi
+    evcxr=$(command -v evcxr_jupyter || echo "$HOME/.cargo/bin/evcxr_jupyter")
+    spec=.venv/share/jupyter/kernels/rust/kernel.json
+    if ! [ -f "$spec" ] || ! grep -q LIBTORCH "$spec"; then
+        say "registering the rust kernel in .venv/share/jupyter"
+        mkdir -p "$(dirname "$spec")"
+        cat > "$spec" <<JSON
+{
+  "argv": ["$evcxr", "--control_file", "{connection_file}"],
+  "display_name": "Rust",
+  "language": "rust",
+  "interrupt_mode": "message",
+  "env": {"LIBTORCH": "$PWD/.venv/libtorch", "LIBTORCH_CXX11_ABI": "1", "OMP_WAIT_POLICY": "passive"}
+}
+JSON
+    fi
+fi

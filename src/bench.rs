@@ -412,3 +412,152 @@ pub fn group_bench(n: usize, repeats: usize, python: &Path) -> Result<Vec<BenchR
         reference_seconds: reference.seconds,
     }])
 }
+
+/// Settings of `ptycho bench infer`.
+#[derive(Debug, Clone)]
+pub struct InferBench {
+    pub n: usize,
+    /// Groups per forward pass (one group per scan position).
+    pub batch_size: usize,
+    pub batches: usize,
+    pub warmup: usize,
+    pub threads: usize,
+    pub python: PathBuf,
+}
+
+impl Default for InferBench {
+    fn default() -> Self {
+        InferBench {
+            n: 64,
+            batch_size: 64,
+            batches: 5,
+            warmup: 1,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            python: default_python(),
+        }
+    }
+}
+
+/// Inference throughput of `diffraction_to_obj` (gridsize 1 and 2, the
+/// default network, no gradients) in scan positions per second (one group
+/// per position), against the same network in plain PyTorch
+/// (`benches/reference_pinn.py --mode infer`), same threads and batch.
+pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
+    use crate::model::{ModelConfig, Pinn};
+    use tch::{Device, Kind, Tensor};
+
+    tch::set_num_threads(b.threads as i32);
+    let _guard = tch::no_grad_guard();
+    let mut rows = Vec::new();
+    for gridsize in [1usize, 2] {
+        let cfg = ModelConfig {
+            n: b.n,
+            gridsize,
+            ..ModelConfig::default()
+        };
+        let (n, c, bs) = (b.n as i64, cfg.channels() as i64, b.batch_size as i64);
+        let probe = crate::physics::disk_probe(n, n as f64 / 4.0, 0.0, Device::Cpu)?;
+        let model = Pinn::new(&cfg, &probe, 30.0, 0, Device::Cpu)?;
+        let x = Tensor::rand([bs, c, n, n], (Kind::Float, Device::Cpu)) * 4.0;
+        let offsets = (Tensor::rand([bs, c, 2], (Kind::Float, Device::Cpu)) - 0.5) * 8.0;
+        let mut ours = Vec::with_capacity(b.batches);
+        for i in 0..b.warmup + b.batches {
+            let t = Instant::now();
+            let y = model.diffraction_to_obj(&x, &offsets)?;
+            let _ = y.abs().sum(Kind::Float).double_value(&[]);
+            if i >= b.warmup {
+                ours.push(t.elapsed().as_secs_f64());
+            }
+        }
+        let ours_rss = peak_rss_mb();
+        let args = [
+            "--mode",
+            "infer",
+            "--gridsize",
+            &gridsize.to_string(),
+            "--n",
+            &b.n.to_string(),
+            "--batch",
+            &b.batch_size.to_string(),
+            "--steps",
+            &b.batches.to_string(),
+            "--warmup",
+            &b.warmup.to_string(),
+            "--threads",
+            &b.threads.to_string(),
+        ]
+        .map(String::from);
+        let reference: TrainReferenceOut = run_script(&b.python, "reference_pinn.py", &args, &[])?;
+        let rate = |s: &[f64]| b.batch_size as f64 / median(s);
+        rows.push(BenchRow {
+            name: format!("infer pinn gs{gridsize} N={} batch={}", b.n, b.batch_size),
+            unit: "positions/s".into(),
+            ours: rate(&ours),
+            reference: rate(&reference.step_seconds),
+            reference_name: "PyTorch eager (benches/reference_pinn.py --mode infer)".into(),
+            ratio: rate(&ours) / rate(&reference.step_seconds),
+            ours_threads: b.threads,
+            ours_peak_rss_mb: ours_rss,
+            reference_peak_rss_mb: reference.peak_rss_mb,
+            ours_seconds: ours,
+            reference_seconds: reference.step_seconds,
+        });
+    }
+    Ok(rows)
+}
+
+/// Stitching throughput: the central 20×20 crops of `patches` random
+/// complex 64×64 patches at fractional positions onto a 512×512 canvas
+/// (bilinear, with coverage and the final division), against numpy
+/// (`benches/reference_stitch.py`).
+pub fn stitch_bench(patches: usize, repeats: usize, threads: usize, python: &Path) -> Result<Vec<BenchRow>> {
+    use crate::recon::stitch::accumulate;
+    use rand::{Rng, SeedableRng};
+    use tch::{Device, Kind, Tensor};
+
+    tch::set_num_threads(threads as i32);
+    let (n, crop, side) = (64i64, 20i64, 512i64);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let pos: Vec<f64> = (0..2 * patches)
+        .map(|_| rng.random_range(n as f64 / 2.0..(side - n / 2) as f64))
+        .collect();
+    let positions = Tensor::from_slice(&pos).view([patches as i64, 2]);
+    let data = Tensor::randn([patches as i64, n, n], (Kind::ComplexFloat, Device::Cpu));
+    let mut ours = Vec::with_capacity(repeats);
+    for _ in 0..repeats + 1 {
+        let t = Instant::now();
+        let (sum, cover) = accumulate(&data, &positions, crop, side, side)?;
+        let object = sum / cover.clamp_min(1e-6) * cover.gt(1e-6).to_kind(Kind::Float);
+        let _ = object.abs().sum(Kind::Float).double_value(&[]);
+        ours.push(t.elapsed().as_secs_f64());
+    }
+    ours.remove(0);
+    let args = [
+        "--patches",
+        &patches.to_string(),
+        "--n",
+        &n.to_string(),
+        "--crop",
+        &crop.to_string(),
+        "--side",
+        &side.to_string(),
+        "--repeats",
+        &repeats.to_string(),
+    ]
+    .map(String::from);
+    let reference: SecondsOut = run_script(python, "reference_stitch.py", &args, &[])?;
+    let rate = |s: &[f64]| patches as f64 / median(s);
+    Ok(vec![BenchRow {
+        name: format!("stitch {patches} crops {crop}² of N={n} on {side}²"),
+        unit: "patches/s".into(),
+        ours: rate(&ours),
+        reference: rate(&reference.seconds),
+        reference_name: "numpy (benches/reference_stitch.py)".into(),
+        ratio: rate(&ours) / rate(&reference.seconds),
+        ours_threads: threads,
+        ours_peak_rss_mb: peak_rss_mb(),
+        reference_peak_rss_mb: f64::NAN,
+        ours_seconds: ours,
+        reference_seconds: reference.seconds,
+    }])
+}

@@ -40,6 +40,8 @@ pub struct JobResult {
     pub final_train_loss: Option<f64>,
     pub final_val_loss: Option<f64>,
     pub test_loss: Option<f64>,
+    /// Why the held-out loss could not be computed (the bundle is still saved).
+    pub test_error: Option<String>,
     /// Relative to `out_dir`.
     pub bundle_path: Option<String>,
     pub bundle_sha256: Option<String>,
@@ -68,6 +70,7 @@ pub fn train_job(spec: &JobSpec, observer: &mut dyn TrainObserver) -> Result<Job
         final_train_loss: None,
         final_val_loss: None,
         test_loss: None,
+        test_error: None,
         bundle_path: None,
         bundle_sha256: None,
         bundle_size_bytes: None,
@@ -98,9 +101,6 @@ fn run(spec: &JobSpec, observer: &mut dyn TrainObserver, result: &mut JobResult)
     result.final_train_loss = outcome.history.last().map(|r| r.train_loss);
     result.final_val_loss = outcome.history.last().and_then(|r| r.val_loss);
     write_bytes_atomic(&spec.out_dir.join(HISTORY_FILE), outcome.history.to_csv().as_bytes())?;
-    if let Some(test) = &spec.test_data {
-        result.test_loss = Some(trainer.evaluate(&outcome.model, &read_dataset(test)?)?);
-    }
     match save_bundle(
         &BundleInputs {
             outcome: &outcome,
@@ -111,6 +111,13 @@ fn run(spec: &JobSpec, observer: &mut dyn TrainObserver, result: &mut JobResult)
     ) {
         Ok(path) => record_bundle(result, &path, &spec.out_dir)?,
         Err(e) => result.bundle_error = Some(e.to_string()),
+    }
+    // after the bundle is safe: a bad test set costs only its loss
+    if let Some(test) = &spec.test_data {
+        match read_dataset(test).and_then(|t| trainer.evaluate(&outcome.model, &t)) {
+            Ok(loss) => result.test_loss = Some(loss),
+            Err(e) => result.test_error = Some(e.to_string()),
+        }
     }
     Ok(())
 }

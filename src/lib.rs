@@ -25,25 +25,42 @@
 pub mod array;
 pub mod bench;
 pub mod bundle;
+pub mod compare;
 pub mod data;
+pub mod demo;
 pub mod error;
 pub mod grouping;
 pub mod job;
+pub mod metrics;
 pub mod model;
 pub mod physics;
+pub mod plot;
 pub mod recon;
 pub mod simulate;
 pub mod train;
 
 pub use error::{Error, Result};
+// The crates whose types appear in our API, so a notebook needs one `:dep`.
+pub use ndarray;
+pub use num_complex;
+pub use polars;
+pub use tch;
 
 /// What a notebook imports with one `use`.
 pub mod prelude {
     pub use crate::array::{default_device, parse_device};
+    pub use crate::bundle::{Bundle, BundleInputs, save_bundle};
+    pub use crate::compare::{compare_all, default_align, write_comparison};
     pub use crate::data::{
         Dataset, DatasetSummary, Geometry, Metadata, Product, SplitAxis, read_cxi, read_dataset, read_npz,
         read_product, write_npz, write_product,
     };
     pub use crate::error::{Error, Result};
+    pub use crate::metrics::{AlignConfig, Comparison, compare_objects, metrics_table};
+    pub use crate::model::{ModelConfig, ModelKind};
+    pub use crate::plot::{self, Figure, Table};
+    pub use crate::recon::iterative::{IterativeConfig, reconstruct_iterative};
+    pub use crate::recon::{ReconConfig, Reconstruction, write_recon_npz};
     pub use crate::simulate::{ObjectKind, ProbeKind, ScanKind, SimConfig, simulate, simulate_on};
+    pub use crate::train::{LineObserver, TrainConfig, Trainer};
 }

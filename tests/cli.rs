@@ -387,3 +387,194 @@ fn a_missing_file_is_named_once() {
     assert_eq!(err.matches("No such file").count(), 1, "{err}");
     assert!(err.contains("/nonexistent/data.npz"), "{err}");
 }
+
+/// Writes a member of the metrics fixture as a `.npy` file.
+fn fixture_npy(dir: &std::path::Path, key: &str) -> std::path::PathBuf {
+    let a = npz_member(&fixture("metrics/images.npz"), key);
+    let path = dir.join(format!("{key}.npy"));
+    let values: Vec<f32> = f64s(&a).iter().map(|&v| v as f32).collect();
+    std::fs::write(&path, ptycho_workbench::data::npy::encode(&a.shape, &values)).unwrap();
+    path
+}
+
+#[test]
+fn metrics_of_two_images_match_scikit_image() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let expected = read_json(&fixture("metrics/expected.json"));
+    for case in ["random64", "struct48x80"] {
+        let truth = fixture_npy(dir.path(), &format!("{case}_truth"));
+        let pred = fixture_npy(dir.path(), &format!("{case}_pred"));
+        let e = &expected[case];
+        let range = e["data_range"].as_f64().unwrap().to_string();
+        let out = ptycho(&[
+            "metrics",
+            "--truth",
+            truth.to_str().unwrap(),
+            "--pred",
+            pred.to_str().unwrap(),
+            "--data-range",
+            &range,
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        for key in ["mae", "mse", "psnr", "ssim", "ms_ssim"] {
+            let (g, w) = (got[key].as_f64().unwrap(), e[key].as_f64().unwrap());
+            assert!(
+                (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                "{case} {key}: {g} vs scikit-image {w}"
+            );
+        }
+    }
+    // a complex or 3-D input is refused by name
+    let bad = dir.path().join("bad.npy");
+    std::fs::write(&bad, ptycho_workbench::data::npy::encode(&[2, 2, 2], &[0f32; 8]))?;
+    let out = ptycho(&[
+        "metrics",
+        "--truth",
+        bad.to_str().unwrap(),
+        "--pred",
+        bad.to_str().unwrap(),
+        "--data-range",
+        "1",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected a 2-D image"));
+    Ok(())
+}
+
+#[test]
+fn reconstruct_then_compare_writes_tables_and_a_figure() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    // noise-free, well overlapped: ePIE must get close to the truth
+    let out = ptycho(&[
+        "simulate",
+        "--out",
+        &p("ds.npz"),
+        "--size-px",
+        "32",
+        "--object-size-px",
+        "96",
+        "--spacing-px",
+        "4",
+        "--no-noise",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (alg, file) in [("epie", "epie.npz"), ("gradient", "grad.npz")] {
+        let out = ptycho(&[
+            "reconstruct",
+            "--data",
+            &p("ds.npz"),
+            "--algorithm",
+            alg,
+            "--iterations",
+            "40",
+            "--device",
+            "cpu",
+            "--out",
+            &p(file),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("iteration   40"));
+    }
+    let out = ptycho(&[
+        "compare",
+        "--truth",
+        &p("ds.npz"),
+        "--recon",
+        &p("epie.npz"),
+        "--recon",
+        &p("grad.npz"),
+        "--label",
+        "ePIE",
+        "--label",
+        "gradient",
+        "--out",
+        &p("cmp"),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    for rec in json.as_array().unwrap() {
+        let ssim = rec["phase"]["ssim"].as_f64().unwrap();
+        assert!(ssim > 0.9, "{}: phase SSIM {ssim}", rec["label"]);
+        assert_eq!(rec["alignment"]["phase_align"], "plane");
+    }
+    let csv = std::fs::read_to_string(dir.path().join("cmp/metrics.csv"))?;
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("label,component,mae,mse,psnr,ssim,ms_ssim,frc50,frc_1_7")
+    );
+    assert_eq!(lines.count(), 4, "label × {{amplitude, phase}}");
+    assert!(
+        std::fs::read_to_string(dir.path().join("cmp/frc.csv"))?.starts_with("label,component,ring,cycles_per_px,frc")
+    );
+    let png = image::open(dir.path().join("cmp/comparison.png"))?;
+    assert!(png.width() > 600 && png.height() > 400);
+    // a label count that does not match is refused before any work
+    let out = ptycho(&[
+        "compare",
+        "--truth",
+        &p("ds.npz"),
+        "--recon",
+        &p("epie.npz"),
+        "--label",
+        "a",
+        "--label",
+        "b",
+        "--out",
+        &p("x"),
+    ]);
+    assert!(!out.status.success());
+    assert!(!dir.path().join("x").exists());
+    Ok(())
+}
+
+#[test]
+fn the_demo_writes_a_report_where_the_iterative_solver_finds_the_object() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let out_dir = dir.path().join("demo");
+    let out = ptycho(&[
+        "demo",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--n-groups",
+        "16",
+        "--n-images",
+        "640",
+        "--iterations",
+        "10",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = std::fs::read_to_string(out_dir.join("report.md"))?;
+    assert!(report.contains("| PINN gs2 | phase |") && report.contains("| ePIE | phase |"));
+    for f in [
+        "dataset.png",
+        "history.png",
+        "comparison.png",
+        "frc_phase.png",
+        "pinn_gs2/wts.h5.zip",
+        "metrics.json",
+    ] {
+        assert!(out_dir.join(f).exists(), "{f} missing");
+    }
+    // the classical solver on the held-out half recovers the phase well
+    let json = read_json(&out_dir.join("metrics.json"));
+    let epie = json.as_array().unwrap().iter().find(|r| r["label"] == "ePIE").unwrap();
+    let ssim = epie["phase"]["ssim"].as_f64().unwrap();
+    assert!(ssim > 0.5, "ePIE phase SSIM {ssim}");
+    Ok(())
+}

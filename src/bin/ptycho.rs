@@ -44,6 +44,82 @@ enum Command {
     /// Inspect model bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Reconstruct a dataset's object with an iterative solver (no training).
+    Reconstruct {
+        #[arg(long)]
+        data: PathBuf,
+        /// epie or gradient.
+        #[arg(long, default_value = "epie")]
+        algorithm: String,
+        /// Passes over all positions (default: the solver's).
+        #[arg(long)]
+        iterations: Option<usize>,
+        /// Also refine the probe.
+        #[arg(long)]
+        refine_probe: bool,
+        /// A TOML file with every solver setting (IterativeConfig); flags override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Output NPZ: object, coverage, _metadata (as `ptycho infer`).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The quickstart demo: simulate, train, reconstruct, compare, figures, report.md.
+    Demo {
+        #[arg(long, default_value = "out/demo")]
+        out: PathBuf,
+        /// Training epochs (default: the quick preset's).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Training groups per epoch (default: the quick preset's).
+        #[arg(long)]
+        n_groups: Option<usize>,
+        /// Simulated patterns (default 2048).
+        #[arg(long)]
+        n_images: Option<usize>,
+        /// ePIE iterations.
+        #[arg(long, default_value_t = 100)]
+        iterations: usize,
+        /// auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Raw metrics of two real images (.npy), no alignment.
+    Metrics {
+        #[arg(long)]
+        truth: PathBuf,
+        #[arg(long)]
+        pred: PathBuf,
+        /// Data range for PSNR and SSIM (e.g. 1 for images in [0, 1]).
+        #[arg(long)]
+        data_range: f64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare reconstructions with a dataset's true object: metrics.csv,
+    /// metrics.json, frc.csv and comparison.png in OUT.
+    Compare {
+        /// Dataset with the ground-truth object (objectGuess) and positions.
+        #[arg(long)]
+        truth: PathBuf,
+        /// Reconstruction NPZ (key `object`); repeat for several.
+        #[arg(long = "recon", required = true)]
+        recons: Vec<PathBuf>,
+        /// A label per reconstruction (default: file stem).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Pixels added around the scanned region (positions ± 10 px).
+        #[arg(long, default_value_t = 0.0)]
+        margin_px: f64,
+        #[arg(long)]
+        out: PathBuf,
+        /// Print the metrics as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reconstruct a dataset's object with a trained bundle.
     Infer {
         #[arg(long)]
@@ -219,6 +295,31 @@ enum BenchCommand {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Inference positions per second against the same network in PyTorch.
+    Infer {
+        #[arg(long)]
+        json: bool,
+        /// Groups per forward pass.
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 5)]
+        batches: usize,
+        /// Threads for libtorch, here and in the reference (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Stitching of central crops against a numpy reference.
+    Stitch {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 4096)]
+        patches: usize,
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Threads for libtorch (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Grouping of 100k positions against scipy's cKDTree.
     Group {
         #[arg(long)]
@@ -320,6 +421,32 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
     })
 }
 
+/// A real 2-D `.npy` image as f64.
+fn read_image(path: &std::path::Path) -> Result<ndarray::Array2<f64>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let a = data::npy::decode(&bytes, path, "image")?;
+    let values = a.data.to_f64().with_context(|| {
+        format!(
+            "{}: dtype {} is not a real number type",
+            path.display(),
+            a.data.dtype_name()
+        )
+    })?;
+    if a.shape.len() != 2 {
+        bail!("{}: expected a 2-D image, got shape {:?}", path.display(), a.shape);
+    }
+    Ok(ndarray::Array2::from_shape_vec((a.shape[0], a.shape[1]), values)?)
+}
+
+fn print_bench(rows: &[bench::BenchRow], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(rows)?);
+    } else {
+        print!("{}", bench::format_table(rows));
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Bench(BenchCommand::Train { json, steps, threads }) => {
@@ -338,11 +465,163 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Bench(BenchCommand::Group { json, n }) => {
-            let rows = bench::group_bench(n, 5, &bench::default_python())?;
+            print_bench(&bench::group_bench(n, 5, &bench::default_python())?, json)?;
+        }
+        Command::Bench(BenchCommand::Infer {
+            json,
+            batch_size,
+            batches,
+            threads,
+        }) => {
+            let mut b = bench::InferBench {
+                batch_size,
+                batches,
+                ..bench::InferBench::default()
+            };
+            if let Some(t) = threads {
+                b.threads = t;
+            }
+            print_bench(&bench::infer_bench(&b)?, json)?;
+        }
+        Command::Bench(BenchCommand::Stitch {
+            json,
+            patches,
+            repeats,
+            threads,
+        }) => {
+            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            print_bench(
+                &bench::stitch_bench(patches, repeats, threads, &bench::default_python())?,
+                json,
+            )?;
+        }
+        Command::Reconstruct {
+            data: input,
+            algorithm,
+            iterations,
+            refine_probe,
+            config,
+            device,
+            out,
+        } => {
+            use ptycho_workbench::recon::iterative::{Algorithm, IterativeConfig, reconstruct_iterative};
+            let mut cfg = match &config {
+                Some(p) => IterativeConfig::from_toml(
+                    &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+                )
+                .with_context(|| format!("in {}", p.display()))?,
+                None => IterativeConfig::default(),
+            };
+            cfg.algorithm = match algorithm.as_str() {
+                "epie" => Algorithm::Epie,
+                "gradient" => Algorithm::Gradient,
+                other => bail!("unknown --algorithm `{other}` (epie or gradient)"),
+            };
+            if let Some(k) = iterations {
+                cfg.iterations = k;
+            }
+            cfg.refine_probe |= refine_probe;
+            cfg.device = device;
+            let ds = data::read_dataset(&input)?;
+            let outcome = reconstruct_iterative(&ds, &cfg, &mut |r| {
+                eprintln!(
+                    "iteration {:4}  data error {:.4e}  {:7.2} s",
+                    r.iteration, r.data_error, r.seconds
+                )
+            })?;
+            write_recon_npz(&outcome.reconstruction, &out)?;
+            eprintln!("wrote {}", out.display());
+        }
+        Command::Demo {
+            out,
+            epochs,
+            n_groups,
+            n_images,
+            iterations,
+            device,
+        } => {
+            let mut cfg = ptycho_workbench::demo::DemoConfig::quickstart()?;
+            if let Some(e) = epochs {
+                cfg.train.epochs = e;
+            }
+            if let Some(g) = n_groups {
+                cfg.train.grouping.n_groups = Some(g);
+            }
+            if let Some(n) = n_images {
+                cfg.sim.scan.n_images = Some(n);
+            }
+            cfg.iterative.iterations = iterations;
+            cfg.device = device;
+            let mut observer = terminal_observer();
+            let done = ptycho_workbench::demo::run_demo(&cfg, &out, observer.as_mut())?;
+            drop(observer);
+            println!("{}", std::fs::read_to_string(&done.report)?);
+            println!(
+                "Look at {} (report.md, metrics.csv and the figures).",
+                done.dir.display()
+            );
+        }
+        Command::Metrics {
+            truth,
+            pred,
+            data_range,
+            json,
+        } => {
+            let a = read_image(&truth)?;
+            let b = read_image(&pred)?;
+            let (m, _) = ptycho_workbench::metrics::image_metrics(a.view(), b.view(), data_range)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                println!("{}", serde_json::to_string_pretty(&m)?);
             } else {
-                print!("{}", bench::format_table(&rows));
+                let opt = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("{v:.4}"));
+                println!(
+                    "mae      {:.6e}\nmse      {:.6e}\npsnr     {:.4} dB",
+                    m.mae, m.mse, m.psnr
+                );
+                println!("ssim     {:.6}\nms_ssim  {:.6}", m.ssim, m.ms_ssim);
+                println!("frc50    {} (ring)\nfrc_1_7  {} (ring)", opt(m.frc50), opt(m.frc_1_7));
+            }
+        }
+        Command::Compare {
+            truth,
+            recons,
+            labels,
+            margin_px,
+            out,
+            json,
+        } => {
+            if !labels.is_empty() && labels.len() != recons.len() {
+                bail!(
+                    "give one --label per --recon ({} labels, {} reconstructions)",
+                    labels.len(),
+                    recons.len()
+                );
+            }
+            let named: Vec<(String, PathBuf)> = recons
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let label = labels.get(i).cloned().unwrap_or_else(|| {
+                        p.file_stem()
+                            .map_or(format!("recon{i}"), |s| s.to_string_lossy().into_owned())
+                    });
+                    (label, p.clone())
+                })
+                .collect();
+            let written = ptycho_workbench::compare::compare_files(&truth, &named, &out, margin_px)?;
+            if json {
+                println!("{}", std::fs::read_to_string(&written.metrics_json)?);
+            } else {
+                println!(
+                    "{}",
+                    written
+                        .metrics
+                        .select(["label", "component", "ssim", "psnr", "frc50", "mae"])?
+                );
+                eprintln!(
+                    "wrote {} (metrics.csv, metrics.json, frc.csv, comparison.png)",
+                    out.display()
+                );
             }
         }
         Command::Infer {

@@ -109,6 +109,23 @@ impl Bundle {
     }
 
     /// The model's configuration.
+    /// The bundled TorchScript trace of `diffraction_to_obj`, read again
+    /// from the file and checked against the manifest's checksum. Loading
+    /// never executes it; this is for callers who want to
+    /// (`tch::CModule::load_data`).
+    pub fn torchscript_bytes(&self) -> Result<Vec<u8>> {
+        let name = members::TORCHSCRIPT;
+        let bytes = crate::data::archive::read_members(&self.path, "bundle", |n| n == name)?
+            .into_iter()
+            .next()
+            .map(|(_, b)| b)
+            .ok_or_else(|| Error::format(&self.path, format!("missing member `{name}`")))?;
+        match self.manifest.files.get(name) {
+            Some(expected) if *expected == crate::bundle::save::sha256_hex(&bytes) => Ok(bytes),
+            _ => Err(Error::format(&self.path, format!("checksum mismatch for `{name}`"))),
+        }
+    }
+
     pub fn config(&self) -> &ModelConfig {
         self.model.config()
     }

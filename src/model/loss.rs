@@ -13,6 +13,9 @@ pub struct LossWeights {
     pub poisson_nll: f64,
     pub amplitude_mae: f64,
     pub total_variation: f64,
+    /// Weight of [`PinnOutput::phase_gauge`](crate::model::PinnOutput::phase_gauge)
+    /// (rad⁻²): pins the global phase the data cannot see. Ours, not PtychoPINN's.
+    pub phase_gauge: f64,
 }
 
 impl Default for LossWeights {
@@ -21,6 +24,7 @@ impl Default for LossWeights {
             poisson_nll: 1.0,
             amplitude_mae: 0.0,
             total_variation: 0.0,
+            phase_gauge: 1.0,
         }
     }
 }

@@ -18,6 +18,25 @@ pub struct PinnOutput {
     pub object: Tensor,
     /// Predicted amplitudes in count units, `exp(log s)·|F(P·O_k)|`, `[B, C, N, N]` f32.
     pub amplitude_scaled: Tensor,
+    /// The phase head's output (radians, not wrapped) `[B, C, N, N]` f32.
+    pub phase: Tensor,
+}
+
+impl PinnOutput {
+    /// The squared mean phase of each patch's central `N/2 × N/2` window,
+    /// averaged over patches: the loss is blind to a global phase, so
+    /// without a gauge the phase can drift into `π·tanh`'s flat ends, where
+    /// no detail can be learnt any more.
+    pub fn phase_gauge(&self) -> Tensor {
+        let n = self.phase.size()[3];
+        let (q, h) = (n / 4, n / 2);
+        self.phase
+            .narrow(2, q, h)
+            .narrow(3, q, h)
+            .mean_dim([2i64, 3].as_slice(), false, Kind::Float)
+            .square()
+            .mean(Kind::Float)
+    }
 }
 
 impl PinnOutput {
@@ -116,11 +135,15 @@ impl Pinn {
     /// # Shapes
     /// `x`: `[B, C, N, N]` normalised diffraction amplitude → `[B, C, N, N]` complex64
     pub fn object_patches(&self, x: &Tensor) -> Tensor {
+        self.object_patches_and_phase(x).0
+    }
+
+    fn object_patches_and_phase(&self, x: &Tensor) -> (Tensor, Tensor) {
         let z = self.encoder.forward(x);
         let a = self.amplitude.forward(&z);
         let phi = self.phase.forward(&z);
         // A·e^{iφ}; A may be negative on the border (swish), so no `polar`
-        Tensor::complex(&(&a * phi.cos()), &(&a * phi.sin()))
+        (Tensor::complex(&(&a * phi.cos()), &(&a * phi.sin())), phi)
     }
 
     fn check_inputs(&self, x: &Tensor, offsets_px: &Tensor) -> Result<()> {
@@ -161,12 +184,13 @@ impl Pinn {
     /// - `offsets_px`: `[B, C, 2]` f32, member − centroid
     pub fn autoencoder(&self, x: &Tensor, offsets_px: &Tensor) -> Result<PinnOutput> {
         self.check_inputs(x, offsets_px)?;
-        let patches = self.object_patches(x);
+        let (patches, phase) = self.object_patches_and_phase(x);
         let (constrained, object) = self.constrain(&patches, &offsets_px.to_kind(Kind::Float))?;
         let amplitude = layers::diffract(&constrained, &self.probe);
         Ok(PinnOutput {
             object,
             amplitude_scaled: amplitude * self.log_scale.exp(),
+            phase,
         })
     }
 

@@ -57,12 +57,21 @@ pub struct Reconstruction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReconMetadata {
     pub format: String,
+    /// `pinn inference`, `iterative epie`, `iterative gradient (…)`.
     pub source: String,
+    /// The bundle's checksum (bundle inference only).
     pub bundle_sha256: Option<String>,
+    /// Groups stitched (bundle inference) or positions (iterative solvers).
     pub n_groups: usize,
-    pub config: ReconConfig,
+    /// Bundle inference settings (absent for iterative solvers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ReconConfig>,
+    /// Inference (or solver iterations) wall time.
     pub seconds_inference: f64,
     pub seconds_stitch: f64,
+    /// How an iterative solver ran (absent for bundle inference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver: Option<super::iterative::SolverSummary>,
 }
 
 impl Bundle {
@@ -142,9 +151,10 @@ impl Bundle {
                     .ok()
                     .map(|b| crate::bundle::save::sha256_hex(&b)),
                 n_groups: groups.n_groups(),
-                config: cfg.clone(),
+                config: Some(cfg.clone()),
                 seconds_inference: total_seconds - seconds_stitch,
                 seconds_stitch,
+                solver: None,
             },
         })
     }

@@ -1,5 +1,7 @@
-//! Reconstruction of full objects: bundle inference with stitching.
+//! Reconstruction of full objects: bundle inference with stitching, and
+//! iterative reference solvers (ePIE, gradient).
 pub mod infer;
+pub mod iterative;
 pub mod stitch;
 
 pub use infer::{ReconConfig, ReconMetadata, Reconstruction, write_recon_npz};

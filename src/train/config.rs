@@ -101,6 +101,7 @@ impl TrainConfig {
             ("train.loss.poisson_nll", w.poisson_nll),
             ("train.loss.amplitude_mae", w.amplitude_mae),
             ("train.loss.total_variation", w.total_variation),
+            ("train.loss.phase_gauge", w.phase_gauge),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(Error::config(field, format!("must be ≥ 0, got {v}")));

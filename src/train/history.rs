@@ -36,6 +36,38 @@ impl History {
         s
     }
 
+    /// Parses [`to_csv`](Self::to_csv)'s format (e.g. a bundle's or a job's
+    /// `history.csv`).
+    pub fn from_csv(text: &str) -> crate::Result<History> {
+        let bad = |line: usize, what: &str| crate::Error::value("history.csv", format!("line {line}: {what}"));
+        let mut lines = text.lines().enumerate();
+        match lines.next() {
+            Some((_, "epoch,train_loss,val_loss,learning_rate,seconds")) => {}
+            _ => {
+                return Err(bad(
+                    1,
+                    "expected the header `epoch,train_loss,val_loss,learning_rate,seconds`",
+                ));
+            }
+        }
+        let mut epochs = Vec::new();
+        for (i, line) in lines.filter(|(_, l)| !l.trim().is_empty()) {
+            let f: Vec<&str> = line.split(',').collect();
+            if f.len() != 5 {
+                return Err(bad(i + 1, "expected 5 fields"));
+            }
+            let num = |s: &str| s.trim().parse::<f64>().map_err(|_| bad(i + 1, "not a number"));
+            epochs.push(EpochRecord {
+                epoch: f[0].trim().parse().map_err(|_| bad(i + 1, "bad epoch"))?,
+                train_loss: num(f[1])?,
+                val_loss: if f[2].trim().is_empty() { None } else { Some(num(f[2])?) },
+                learning_rate: num(f[3])?,
+                seconds: num(f[4])?,
+            });
+        }
+        Ok(History { epochs })
+    }
+
     pub fn last(&self) -> Option<&EpochRecord> {
         self.epochs.last()
     }

@@ -18,6 +18,7 @@ use super::history::{EpochRecord, History, TrainObserver};
 use crate::data::Dataset;
 use crate::data::atomic::write_via_temp_path;
 use crate::error::{Error, Result};
+use crate::grouping::GroupingConfig;
 use crate::model::loss::{mae, poisson_nll, total_variation};
 use crate::model::{ModelConfig, ModelKind, Pinn, Supervised};
 
@@ -206,7 +207,12 @@ impl Trainer {
     /// The mean loss of a trained model on another dataset (grouped and
     /// normalised as for training), without gradients.
     pub fn evaluate(&self, model: &TrainedModel, ds: &Dataset) -> Result<f64> {
-        let data = TrainingData::new(ds, model.config(), &self.train.grouping, self.device)?;
+        // every position of the held-out set, whatever the training subsample
+        let grouping = GroupingConfig {
+            n_groups: None,
+            ..self.train.grouping.clone()
+        };
+        let data = TrainingData::new(ds, model.config(), &grouping, self.device)?;
         let _guard = tch::no_grad_guard();
         let all: Vec<i64> = (0..data.len() as i64).collect();
         let mut sum = Tensor::zeros([], (Kind::Double, self.device));
@@ -256,6 +262,9 @@ impl Trainer {
                 }
                 if w.total_variation > 0.0 {
                     loss += total_variation(&out.object) * w.total_variation;
+                }
+                if w.phase_gauge > 0.0 {
+                    loss += out.phase_gauge() * w.phase_gauge;
                 }
                 Ok(loss)
             }

@@ -1,0 +1,234 @@
+//! The quickstart demo (`ptycho demo`, `make demo`): simulate the quickstart
+//! dataset, split it, train a gridsize-2 PINN, reconstruct the held-out half
+//! with the bundle and with ePIE, compare both with the truth, and write the
+//! figures, `metrics.csv` and a short `report.md` into one folder.
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::compare::{compare_all, default_align, write_comparison};
+use crate::data::atomic::write_bytes_atomic;
+use crate::data::{SplitAxis, write_npz};
+use crate::error::{Error, Result};
+use crate::job::{JobSpec, train_job};
+use crate::model::ModelConfig;
+use crate::recon::iterative::{IterativeConfig, reconstruct_iterative};
+use crate::recon::{ReconConfig, write_recon_npz};
+use crate::simulate::{SimConfig, simulate};
+use crate::train::{TrainConfig, TrainObserver};
+
+/// The quickstart dataset (`data/sim/quickstart.toml`), built in.
+pub const QUICKSTART_TOML: &str = include_str!("../data/sim/quickstart.toml");
+
+/// Sizes of a demo run.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub sim: SimConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub iterative: IterativeConfig,
+    pub device: String,
+}
+
+impl DemoConfig {
+    /// The quickstart dataset, a gridsize-2 PINN with the `quick` preset,
+    /// 100 ePIE iterations.
+    pub fn quickstart() -> Result<Self> {
+        Ok(DemoConfig {
+            sim: SimConfig::from_toml(QUICKSTART_TOML)?,
+            model: ModelConfig {
+                gridsize: 2,
+                ..ModelConfig::default()
+            },
+            train: TrainConfig::quick(),
+            iterative: IterativeConfig {
+                iterations: 100,
+                ..IterativeConfig::epie()
+            },
+            device: "auto".into(),
+        })
+    }
+}
+
+/// Where the demo wrote its results.
+#[derive(Debug, Clone)]
+pub struct DemoOutputs {
+    pub dir: PathBuf,
+    pub report: PathBuf,
+    pub metrics_csv: PathBuf,
+    pub figures: Vec<PathBuf>,
+}
+
+/// Runs the demo into `dir`, printing a line per stage on stderr.
+pub fn run_demo(cfg: &DemoConfig, dir: &Path, observer: &mut dyn TrainObserver) -> Result<DemoOutputs> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let started = Instant::now();
+    let stage = |what: &str| eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
+    let mut timings: Vec<(&str, f64)> = Vec::new();
+
+    stage("simulating the quickstart dataset");
+    let t = Instant::now();
+    let dataset = simulate(&cfg.sim)?;
+    let (train_ds, test_ds) = dataset.split(SplitAxis::Y, 0.5)?;
+    let (train_path, test_path) = (dir.join("train.npz"), dir.join("test.npz"));
+    write_npz(&train_ds, &train_path)?;
+    write_npz(&test_ds, &test_path)?;
+    let mut figures = vec![dir.join("dataset.png")];
+    dataset.plot()?.save(&figures[0])?;
+    timings.push(("simulate + split", t.elapsed().as_secs_f64()));
+
+    stage(&format!(
+        "training the PINN (gridsize {}, {} epochs) on {} patterns",
+        cfg.model.gridsize,
+        cfg.train.epochs,
+        train_ds.n_images()
+    ));
+    let t = Instant::now();
+    let spec = JobSpec {
+        train_data: train_path,
+        test_data: Some(test_path),
+        model: cfg.model.clone(),
+        train: cfg.train.clone(),
+        device: cfg.device.clone(),
+        out_dir: dir.join(format!("pinn_gs{}", cfg.model.gridsize)),
+        resume: false,
+    };
+    let job = train_job(&spec, observer)?;
+    let bundle_path = match (&job.error, &job.bundle_path) {
+        (None, Some(p)) => spec.out_dir.join(p),
+        _ => {
+            return Err(Error::value(
+                "training",
+                job.error.clone().or(job.bundle_error.clone()).unwrap_or_default(),
+            ));
+        }
+    };
+    timings.push(("train", t.elapsed().as_secs_f64()));
+
+    stage("reconstructing the test half with the bundle");
+    let t = Instant::now();
+    let device = crate::array::parse_device(&cfg.device)?;
+    let bundle = crate::bundle::Bundle::load(&bundle_path, device)?;
+    let history = crate::train::History::from_csv(
+        &std::fs::read_to_string(spec.out_dir.join(crate::job::HISTORY_FILE))
+            .map_err(|e| Error::io(spec.out_dir.join(crate::job::HISTORY_FILE), e))?,
+    )?;
+    figures.push(dir.join("history.png"));
+    history.plot()?.save(&figures[1])?;
+    let pinn = bundle.reconstruct(&test_ds, &ReconConfig::default())?;
+    write_recon_npz(&pinn, &dir.join("recon_pinn.npz"))?;
+    timings.push(("inference + stitching", t.elapsed().as_secs_f64()));
+
+    stage(&format!("ePIE, {} iterations", cfg.iterative.iterations));
+    let t = Instant::now();
+    let epie = reconstruct_iterative(&test_ds, &cfg.iterative, &mut |_| {})?.reconstruction;
+    write_recon_npz(&epie, &dir.join("recon_epie.npz"))?;
+    timings.push(("ePIE", t.elapsed().as_secs_f64()));
+
+    stage("comparing with the truth");
+    let align = default_align(&test_ds, 0.0)?;
+    let pinn_label = format!("PINN gs{}", cfg.model.gridsize);
+    let recons = vec![
+        (pinn_label.clone(), pinn.object.clone()),
+        ("ePIE".to_string(), epie.object.clone()),
+    ];
+    let comparisons = compare_all(&test_ds, &recons, &align)?;
+    let written = write_comparison(
+        dir,
+        &test_ds,
+        &recons,
+        &[Some(dir.join("recon_pinn.npz")), Some(dir.join("recon_epie.npz"))],
+        &comparisons,
+    )?;
+    figures.push(written.figure_png.clone());
+    let aligned = crate::plot::comparison(
+        &comparisons[0].aligned_truth,
+        &[
+            (pinn_label.as_str(), &comparisons[0].aligned_pred),
+            ("ePIE", &comparisons[1].aligned_pred),
+        ],
+    )?;
+    figures.push(dir.join("comparison_aligned.png"));
+    aligned.save(&figures[3])?;
+    let frc: Vec<(String, Vec<f64>, Vec<f64>)> = recons
+        .iter()
+        .zip(&comparisons)
+        .map(|((l, _), c)| {
+            (
+                format!("{l} phase"),
+                c.frc_phase.cycles_per_px.clone(),
+                c.frc_phase.frc.clone(),
+            )
+        })
+        .collect();
+    figures.push(dir.join("frc_phase.png"));
+    crate::plot::frc(&frc)?.save(&figures[4])?;
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# ptycho-workbench quickstart demo\n");
+    let _ = writeln!(
+        md,
+        "Dataset: {} patterns of {}×{} ({} photons per pattern), object {}×{}; the top half trains, \
+         the bottom half ({} patterns) tests.\n",
+        dataset.n_images(),
+        dataset.patch_size(),
+        dataset.patch_size(),
+        cfg.sim.dose_photons.map_or("no noise".into(), |d| format!("{d:.0e}")),
+        cfg.sim.object_size_px,
+        cfg.sim.object_size_px,
+        test_ds.n_images()
+    );
+    let _ = writeln!(
+        md,
+        "| reconstruction | component | SSIM | MS-SSIM | PSNR (dB) | FRC50 (ring) | MAE |\n|---|---|---|---|---|---|---|"
+    );
+    for ((label, _), c) in recons.iter().zip(&comparisons) {
+        for (component, m) in [("amplitude", &c.amplitude), ("phase", &c.phase)] {
+            let _ = writeln!(
+                md,
+                "| {label} | {component} | {:.3} | {:.3} | {:.2} | {} | {:.4} |",
+                m.ssim,
+                m.ms_ssim,
+                m.psnr,
+                m.frc50.map_or("—".into(), |v| format!("{v:.1}")),
+                m.mae
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nAlignment (PtychoPINN's evaluation): region {}, sub-pixel registration, phase plane removed, \
+         amplitude scaled to the truth's mean; details in `metrics.json`.\n",
+        comparisons[0].alignment.region
+    );
+    let _ = writeln!(md, "| stage | seconds |\n|---|---|");
+    for (what, s) in &timings {
+        let _ = writeln!(md, "| {what} | {s:.1} |");
+    }
+    let _ = writeln!(
+        md,
+        "\nTraining: {} epochs ({:?}), final loss {:.4}, held-out loss {}.\n",
+        job.epochs_completed,
+        job.stop_reason,
+        job.final_train_loss.unwrap_or(f64::NAN),
+        job.test_loss.map_or("—".into(), |v| format!("{v:.4}"))
+    );
+    let _ = writeln!(
+        md,
+        "Files: `train.npz`, `test.npz`, `{}/wts.h5.zip` (the bundle), `recon_pinn.npz`, `recon_epie.npz`, `metrics.csv`, `metrics.json`, `frc.csv`, and the figures:\n",
+        spec.out_dir.file_name().unwrap_or_default().to_string_lossy()
+    );
+    for f in &figures {
+        let name = f.file_name().unwrap_or_default().to_string_lossy();
+        let _ = writeln!(md, "![{name}]({name})");
+    }
+    let report = dir.join("report.md");
+    write_bytes_atomic(&report, md.as_bytes())?;
+    stage("done");
+    Ok(DemoOutputs {
+        dir: dir.to_path_buf(),
+        report,
+        metrics_csv: written.metrics_csv,
+        figures,
+    })
+}

@@ -1,0 +1,31 @@
+//! Image-quality metrics of reconstructions against a truth (no IO).
+//!
+//! - [`basic`]: MAE, MSE, PSNR (explicit data range);
+//! - [`ssim`](mod@ssim): SSIM as scikit-image (Gaussian window) and MS-SSIM;
+//! - [`frc`](mod@frc): Fourier ring correlation and its crossings (FRC50, FRC1/7);
+//! - [`align`]: region crops, sub-pixel registration, Fourier shifts, phase offsets and planes;
+//! - [`compare`]: [`compare_objects`] (the alignment pipeline as an [`AlignConfig`]) and
+//!   [`image_metrics`] for two real images;
+//! - [`table`]: polars tables of comparisons (the caller writes them).
+//!
+//! Every convention (data ranges, phase mapping, alignment) is a parameter
+//! and is recorded in the result ([`Alignment`], [`ImageMetrics::data_range`]).
+pub mod align;
+pub mod basic;
+pub mod compare;
+mod fft;
+pub mod frc;
+pub mod image;
+pub mod ssim;
+pub mod table;
+
+pub use align::{PhasePlane, ScanRegion, crop_border, fit_plane, fourier_shift, phase_offset, register_translation};
+pub use basic::{mae, mse, psnr};
+pub use compare::{
+    AlignConfig, Alignment, AmplitudeScale, Comparison, DataRange, PhaseAlign, PhaseScale, Registration,
+    compare_objects,
+};
+pub use frc::{FRC_HALF, FRC_ONE_SEVENTH, FrcCurve, frc};
+pub use image::{ImageMetrics, image_metrics};
+pub use ssim::{MS_SSIM_WEIGHTS, SSIM_WINDOW_PX, ms_ssim, ms_ssim_levels, ssim};
+pub use table::{frc_table, metrics_table};

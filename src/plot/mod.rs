@@ -1,0 +1,28 @@
+//! Figures for notebooks, reports and the CLI: images with colour bars and
+//! scale bars, complex images, diffraction on a log scale, scan positions,
+//! loss and FRC curves, bar charts; PNG/SVG output and inline display in
+//! evcxr notebooks; HTML tables.
+//!
+//! A [`Figure`] owns its data (no lifetimes), so it can live in a notebook
+//! variable. Text uses an embedded DejaVu Sans: nothing depends on system
+//! fonts.
+mod chart;
+mod colormap;
+mod display;
+mod figure;
+mod html;
+mod image;
+mod panel;
+mod recipes;
+mod ticks;
+
+pub use colormap::{BAD_COLOR, Colormap, PALETTE, complex_rgb, hsv_to_rgb, palette};
+pub use display::Table;
+pub use figure::Figure;
+pub use html::{base64, dataframe_html, display_html, escape_html, html_table, mime_block};
+pub use panel::{BarPanel, ComplexPanel, ImagePanel, LinePanel, Panel, Scale, ScanPanel, SecondaryAxis, Series};
+pub use recipes::{
+    FOOTPRINT_POWER, comparison, complex_image, dataset_overview, diffraction, frc, history, image, lines, metric_bars,
+    probe_footprint_radius_px, reconstruction, scan_positions,
+};
+pub use ticks::{format_length, format_number};

@@ -1,0 +1,119 @@
+//! Where each patch sits on the solver's object: whole-pixel windows on a
+//! padded grid, as flat indices for batched gathers and scatter-adds.
+use ndarray::Array2;
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+/// Largest side of the solver's grid (a complex64 grid of 32768² is 8 GiB).
+const MAX_SIDE: i64 = 32768;
+
+/// The solver's object grid: the output grid `[h, w]` plus whatever margin
+/// the windows need, so every window lies inside (no clipping in the loop).
+#[derive(Debug)]
+pub(crate) struct ScanGrid {
+    /// Output grid.
+    pub h: i64,
+    pub w: i64,
+    /// Padded grid and the output grid's offset in it.
+    pub padded_h: i64,
+    pub padded_w: i64,
+    pub top: i64,
+    pub left: i64,
+    /// Flat indices of every window pixel in the padded grid, `[n, N·N]` i64.
+    pub indices: Tensor,
+    /// Largest distance between a position and the whole pixel used, px.
+    pub max_rounding_px: f64,
+}
+
+impl ScanGrid {
+    /// Windows for `positions_px` (`[n, 2]`, `(x, y)`): position `(x, y)` is
+    /// rounded to the nearest whole pixel and its window is
+    /// `rows y − N/2 .. y + N/2`, `columns x − N/2 .. x + N/2` (docs/physics.md).
+    pub fn new(positions_px: &Array2<f64>, n: i64, h: i64, w: i64, device: Device) -> Result<ScanGrid> {
+        if positions_px.ncols() != 2 || positions_px.nrows() == 0 {
+            return Err(Error::shape(
+                "positions",
+                "[n, 2] with n ≥ 1",
+                format!("{:?}", positions_px.shape()),
+            ));
+        }
+        let mut max_rounding_px = 0f64;
+        let mut origins = Vec::with_capacity(positions_px.nrows());
+        for p in positions_px.outer_iter() {
+            let (x, y) = (p[0], p[1]);
+            if !(x.is_finite() && y.is_finite()) || x.abs() > 1e7 || y.abs() > 1e7 {
+                return Err(Error::value("positions", format!("position ({x}, {y}) is not usable")));
+            }
+            let (rx, ry) = (x.round(), y.round());
+            max_rounding_px = max_rounding_px.max((x - rx).abs()).max((y - ry).abs());
+            origins.push((ry as i64 - n / 2, rx as i64 - n / 2));
+        }
+        let min_r = origins.iter().map(|o| o.0).min().expect("non-empty");
+        let min_c = origins.iter().map(|o| o.1).min().expect("non-empty");
+        let max_r = origins.iter().map(|o| o.0).max().expect("non-empty");
+        let max_c = origins.iter().map(|o| o.1).max().expect("non-empty");
+        let top = (-min_r).max(0);
+        let left = (-min_c).max(0);
+        let padded_h = top + h.max(max_r + n);
+        let padded_w = left + w.max(max_c + n);
+        if padded_h > MAX_SIDE || padded_w > MAX_SIDE {
+            return Err(Error::value(
+                "positions",
+                format!(
+                    "they span {padded_h}×{padded_w} px with the {h}×{w} object grid, more than \
+                     {MAX_SIDE} px on a side (positions must be in object pixels)"
+                ),
+            ));
+        }
+        let starts: Vec<i64> = origins
+            .iter()
+            .map(|&(r, c)| (r + top) * padded_w + (c + left))
+            .collect();
+        let offsets = Tensor::arange(n, (Kind::Int64, device));
+        let window = (offsets.view([n, 1]) * padded_w + offsets.view([1, n])).view([1, n * n]);
+        let indices = Tensor::from_slice(&starts).to_device(device).view([-1, 1]) + window;
+        Ok(ScanGrid {
+            h,
+            w,
+            padded_h,
+            padded_w,
+            top,
+            left,
+            indices,
+            max_rounding_px,
+        })
+    }
+
+    /// Number of padded pixels.
+    pub fn len(&self) -> i64 {
+        self.padded_h * self.padded_w
+    }
+
+    /// The output grid `[h, w]` of a flat padded image `[padded_h·padded_w]`.
+    pub fn crop(&self, flat: &Tensor) -> Tensor {
+        flat.view([self.padded_h, self.padded_w])
+            .narrow(0, self.top, self.h)
+            .narrow(1, self.left, self.w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_follow_the_position_convention_and_pad_what_sticks_out() {
+        // N = 4: (x, y) = (2, 3) → rows 1..5, columns 0..4; (0, 0) needs a margin of 2
+        let pos = ndarray::array![[2.0, 3.0], [0.4, -0.2]];
+        let g = ScanGrid::new(&pos, 4, 6, 5, Device::Cpu).unwrap();
+        assert_eq!((g.top, g.left, g.padded_h, g.padded_w), (2, 2, 8, 7));
+        assert!((g.max_rounding_px - 0.4).abs() < 1e-12);
+        let first: Vec<i64> = Vec::try_from(g.indices.get(0)).unwrap();
+        // row 1 + 2, column 0 + 2 in a 7-wide grid
+        assert_eq!(first[0], 3 * 7 + 2);
+        assert_eq!(first[5], 4 * 7 + 3);
+        let flat = Tensor::arange(g.len(), (Kind::Int64, Device::Cpu));
+        assert_eq!(g.crop(&flat).int64_value(&[0, 0]), 2 * 7 + 2);
+    }
+}

@@ -1,0 +1,27 @@
+//! Iterative reference solvers on `tch` tensors (CPU or GPU): batched ePIE /
+//! rPIE and a gradient solver (least-squares steps or Adam, amplitude or
+//! Poisson loss), for the object and optionally the probe.
+//!
+//! ```no_run
+//! use ptycho_workbench::prelude::*;
+//! use ptycho_workbench::recon::iterative::{IterativeConfig, reconstruct_iterative};
+//!
+//! # fn main() -> ptycho_workbench::Result<()> {
+//! let ds = simulate(&SimConfig { dose_photons: None, ..SimConfig::default() })?;
+//! let cfg = IterativeConfig { iterations: 50, ..IterativeConfig::epie() };
+//! let out = reconstruct_iterative(&ds, &cfg, &mut |r| println!("{} {:.3e}", r.iteration, r.data_error))?;
+//! println!("{:?}", out.reconstruction.metadata.solver.map(|s| s.stop_reason));
+//! # Ok(())
+//! # }
+//! ```
+mod batch;
+mod compare;
+mod config;
+mod epie;
+mod gradient;
+mod grid;
+mod solve;
+
+pub use compare::object_error;
+pub use config::{Algorithm, EpieConfig, GradientConfig, IterativeConfig, Loss, Optimizer};
+pub use solve::{IterationRecord, IterativeOutcome, SolverSummary, StopReason, reconstruct_iterative};
