@@ -23,9 +23,13 @@ pub enum PhaseAlign {
     /// The prediction is multiplied by the global unit factor `e^{iθ}`,
     /// `θ = arg Σ truth·conj(pred)` over the compared region.
     Offset,
-    /// A least-squares plane `a·x + b·y + c` is fitted to each image's
-    /// phase (`arg()`, not unwrapped) and subtracted from it, independently
-    /// (PtychoPINN `phase_align_method='plane'`).
+    /// The global offset first (as [`Offset`](Self::Offset), so that both
+    /// phases wrap at the same places), then a least-squares plane
+    /// `a·x + b·y + c` fitted to each image's phase (`arg()`, not unwrapped)
+    /// and subtracted from it, independently (PtychoPINN
+    /// `phase_align_method='plane'`, which omits the first step: a
+    /// reconstruction whose arbitrary global phase wraps part of it past ±π
+    /// then scores as noise).
     Plane,
 }
 
@@ -179,7 +183,8 @@ pub struct Alignment {
     /// `[H, W]` of the images the metrics saw.
     pub metric_shape: [usize; 2],
     pub phase_align: PhaseAlign,
-    /// `θ` of [`PhaseAlign::Offset`], radians (prediction multiplied by `e^{iθ}`).
+    /// `θ` of [`PhaseAlign::Offset`] and [`PhaseAlign::Plane`], radians
+    /// (prediction multiplied by `e^{iθ}`).
     pub phase_offset_rad: Option<f64>,
     /// Planes removed with [`PhaseAlign::Plane`] (coordinates of the metric crop).
     pub phase_plane_truth: Option<PhasePlane>,
@@ -279,7 +284,7 @@ pub fn compare_objects(truth: &Array2<Complex32>, pred: &Array2<Complex32>, cfg:
     p.mapv_inplace(|v| v * amplitude_scale as f32);
 
     let (mut phase_offset_rad, mut phase_plane_truth, mut phase_plane_pred) = (None, None, None);
-    if cfg.phase_align == PhaseAlign::Offset {
+    if matches!(cfg.phase_align, PhaseAlign::Offset | PhaseAlign::Plane) {
         let theta = phase_offset(t.view(), p.view())?;
         let u = Complex32::from_polar(1.0, theta as f32);
         p.mapv_inplace(|v| v * u);
