@@ -12,23 +12,31 @@ import time
 import numpy as np
 
 
-def stitch(patches, positions, crop, h, w):
+def stitch_sum(patches, positions, crop, h, w):
+    """Sum and coverage on an h×w canvas; crops reaching outside are clipped."""
     n = patches.shape[-1]
     s = n // 2 - crop // 2
     crops = patches[:, s:s + crop, s:s + crop]
-    total = np.zeros((h + 1, w + 1), np.complex64)
-    cover = np.zeros((h + 1, w + 1), np.float32)
+    pad = crop + 2
+    total = np.zeros((h + 2 * pad, w + 2 * pad), np.complex64)
+    cover = np.zeros((h + 2 * pad, w + 2 * pad), np.float32)
     ones = np.ones((crop, crop), np.float32)
     for c, (x, y) in zip(crops, positions):
         x0, y0 = int(np.floor(x)), int(np.floor(y))
         fx, fy = x - x0, y - y0
-        r, q = y0 - crop // 2, x0 - crop // 2
+        r, q = y0 - crop // 2 + pad, x0 - crop // 2 + pad
+        if r < 0 or q < 0 or r + crop + 1 > h + 2 * pad or q + crop + 1 > w + 2 * pad:
+            continue  # entirely outside the canvas
         for dy, wy in ((0, 1 - fy), (1, fy)):
             for dx, wx in ((0, 1 - fx), (1, fx)):
                 wgt = np.float32(wy * wx)
                 total[r + dy:r + dy + crop, q + dx:q + dx + crop] += wgt * c
                 cover[r + dy:r + dy + crop, q + dx:q + dx + crop] += wgt * ones
-    total, cover = total[:h, :w], cover[:h, :w]
+    return total[pad:pad + h, pad:pad + w], cover[pad:pad + h, pad:pad + w]
+
+
+def stitch(patches, positions, crop, h, w):
+    total, cover = stitch_sum(patches, positions, crop, h, w)
     return np.where(cover > 1e-6, total / np.maximum(cover, 1e-6), 0)
 
 

@@ -69,6 +69,12 @@ fn reloaded_bundle_gives_bit_identical_outputs_and_python_runs_the_torchscript()
     let yb = infer(&b.model, &x, &o);
     assert!(ya.equal(&yb), "two loads differ");
 
+    // the bundled TorchScript, run from Rust on request, gives the same patches
+    let ts = tch::CModule::load_data(&mut std::io::Cursor::new(a.torchscript_bytes().unwrap())).unwrap();
+    let yt = ts.forward_ts(&[&x, &o]).unwrap();
+    let d = (&yt - &ya).abs().max().double_value(&[]);
+    assert!(d < 1e-5, "TorchScript from Rust differs by {d}");
+
     // plain PyTorch runs model.ts and agrees, at another batch size than traced
     let (x, o) = inputs(5, 4, 32);
     let y = infer(&a.model, &x, &o);

@@ -229,7 +229,12 @@ fn compare_objects_matches_the_numpy_pipeline() -> TestResult {
         vec![p.slope_x_rad_per_px, p.slope_y_rad_per_px, p.offset_rad]
     };
     // the prediction carries a global phase of 2.6 rad that wraps part of it
-    assert_close("phase offset", a.phase_offset_rad.expect("offset"), num(&e["phase_offset"]), 1e-5);
+    assert_close(
+        "phase offset",
+        a.phase_offset_rad.expect("offset"),
+        num(&e["phase_offset"]),
+        1e-5,
+    );
     assert!(max_abs(&planes(a.phase_plane_truth), &nums(&e["plane_truth"])) < 1e-6);
     assert!(max_abs(&planes(a.phase_plane_pred), &nums(&e["plane_pred"])) < 1e-5);
     let mut worst = 0.0f64;

@@ -558,3 +558,34 @@ fn write_samples_for_review() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn notebook_tables_and_the_history_file_round_trip() -> TestResult {
+    // history.csv → History → the same records (what `ptycho demo` and bundles rely on)
+    let h = history(5, true);
+    let back = History::from_csv(&h.to_csv())?;
+    assert_eq!(back.epochs.len(), 5);
+    for (a, b) in h.epochs.iter().zip(&back.epochs) {
+        assert_eq!(a.epoch, b.epoch);
+        assert!((a.train_loss - b.train_loss).abs() < 1e-9 * a.train_loss.abs());
+        assert!((a.val_loss.unwrap() - b.val_loss.unwrap()).abs() < 1e-9);
+    }
+    let no_val = History::from_csv(&history(2, false).to_csv())?;
+    assert!(no_val.epochs.iter().all(|r| r.val_loss.is_none()));
+    assert!(History::from_csv("epoch,loss\n1,2\n").is_err());
+    assert!(History::from_csv("epoch,train_loss,val_loss,learning_rate,seconds\n1,x,,1e-3,1\n").is_err());
+
+    // HTML tables: the history, a dataset summary, a polars table
+    let html = h.to_html();
+    assert_eq!(html.matches("<tr>").count(), 1 + 5, "{html}");
+    assert!(html.contains("train loss") && html.contains("1.00e-3"));
+    let ds = simulate(&small_config())?;
+    let summary = ds.summary().to_html();
+    assert!(summary.contains("patterns") && summary.contains("32×32"), "{summary}");
+    let table = plot::Table(h.to_dataframe()?);
+    let t = table.to_html();
+    assert!(t.contains("train_loss") && t.contains("<table"));
+    // figures from the data types
+    assert_eq!(ds.plot()?.to_png()?.len(), plot::dataset_overview(&ds)?.to_png()?.len());
+    Ok(())
+}

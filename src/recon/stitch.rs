@@ -4,7 +4,6 @@
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::physics::translate;
 
 /// Places and averages patch crops on an `[H, W]` canvas.
 ///
@@ -44,51 +43,74 @@ pub fn accumulate(patches: &Tensor, positions_px: &Tensor, crop: i64, h: i64, w:
             .contiguous()
             .view(-1),
     )?;
-    // crop with a one-pixel margin, shifted by the fractional part of the position
-    let start = n / 2 - crop / 2;
-    let block = crop + 2;
-    let cropped = patches
-        .narrow(1, start, crop)
-        .narrow(2, start, crop)
-        .constant_pad_nd([1, 1, 1, 1]);
-    let mut frac = Vec::with_capacity(2 * b as usize);
-    let mut rows = Vec::with_capacity(b as usize);
-    let mut cols = Vec::with_capacity(b as usize);
-    for p in host.chunks_exact(2) {
+    // Each crop becomes a (M+1)×(M+1) block: the four bilinear weights of
+    // its fractional position applied to four shifted copies. Blocks that
+    // miss the canvas are dropped; the canvas is padded by one block so the
+    // rest need no per-pixel bounds test; then one scatter-add each for the
+    // values and the coverage.
+    let block = crop + 1;
+    let (ph, pw) = (h + 2 * block, w + 2 * block);
+    let (mut keep, mut frac, mut origin) = (Vec::new(), Vec::new(), Vec::new());
+    for (k, p) in host.chunks_exact(2).enumerate() {
+        if !(p[0].is_finite() && p[1].is_finite()) {
+            return Err(Error::value("positions", format!("position {k} is not finite")));
+        }
         let (x0, y0) = (p[0].floor(), p[1].floor());
-        frac.push((p[0] - x0) as f32);
-        frac.push((p[1] - y0) as f32);
-        // object pixel of block index (0, 0)
-        rows.push(y0 as i64 - crop / 2 - 1);
-        cols.push(x0 as i64 - crop / 2 - 1);
+        let (r, c) = (y0 as i64 - crop / 2, x0 as i64 - crop / 2);
+        if r + block <= 0 || r >= h || c + block <= 0 || c >= w {
+            continue;
+        }
+        keep.push(k as i64);
+        frac.extend([(p[0] - x0) as f32, (p[1] - y0) as f32]);
+        origin.push((r + block) * pw + (c + block));
     }
-    let shifts = Tensor::from_slice(&frac).view([b, 2]).to_device(device);
-    let moved = translate(&cropped, &shifts)?;
-    let ones = translate(
-        &Tensor::ones([b, crop, crop], (Kind::Float, device)).constant_pad_nd([1, 1, 1, 1]),
-        &shifts,
-    )?;
-    // flat canvas indices of every block pixel; pixels outside are dropped
-    let r = Tensor::from_slice(&rows).to_device(device).view([b, 1, 1])
-        + Tensor::arange(block, (Kind::Int64, device)).view([1, block, 1]);
-    let c = Tensor::from_slice(&cols).to_device(device).view([b, 1, 1])
-        + Tensor::arange(block, (Kind::Int64, device)).view([1, 1, block]);
-    let inside = r
-        .ge(0)
-        .logical_and(&r.lt(h))
-        .logical_and(&c.ge(0))
-        .logical_and(&c.lt(w))
-        .view(-1);
-    let idx = (r * w + c).view(-1).masked_select(&inside);
-    let mut sum = Tensor::zeros([h * w, 2], (Kind::Float, device));
-    let values = moved
-        .view_as_real()
-        .reshape([-1, 2])
-        .index_select(0, &inside.nonzero().squeeze_dim(1));
-    let _ = sum.index_add_(0, &idx, &values);
-    let mut coverage = Tensor::zeros([h * w], (Kind::Float, device));
-    let _ = coverage.index_add_(0, &idx, &ones.reshape([-1]).masked_select(&inside));
-    Ok((sum.view([h, w, 2]).view_as_complex(), coverage.view([h, w])))
+    let mut sum = Tensor::zeros([ph * pw, 2], (Kind::Float, device));
+    let mut coverage = Tensor::zeros([ph * pw], (Kind::Float, device));
+    if !keep.is_empty() {
+        let count = keep.len() as i64;
+        let keep = Tensor::from_slice(&keep).to_device(device);
+        let start = n / 2 - crop / 2;
+        let cropped = patches.narrow(1, start, crop).narrow(2, start, crop);
+        let cropped = if count == b {
+            cropped
+        } else {
+            cropped.index_select(0, &keep)
+        };
+        let f = Tensor::from_slice(&frac).to_device(device).view([count, 2, 1, 1]);
+        let (fx, fy) = (f.select(1, 0), f.select(1, 1));
+        let (gx, gy) = (1.0 - &fx, 1.0 - &fy);
+        let values = Tensor::zeros([count, block, block], (Kind::ComplexFloat, device));
+        for (dy, dx, weight) in [
+            (0, 0, &gy * &gx),
+            (0, 1, &gy * &fx),
+            (1, 0, &fy * &gx),
+            (1, 1, &fy * &fx),
+        ] {
+            let mut dst = values.narrow(1, dy, crop).narrow(2, dx, crop);
+            dst += &cropped * weight;
+        }
+        // coverage of a block: outer product of its row and column weights
+        let edges = |g: &Tensor, f: &Tensor| {
+            Tensor::cat(
+                &[
+                    g.view([count, 1]),
+                    Tensor::ones([count, crop - 1], (Kind::Float, device)),
+                    f.view([count, 1]),
+                ],
+                1,
+            )
+        };
+        let ones = edges(&gy, &fy).unsqueeze(2) * edges(&gx, &fx).unsqueeze(1);
+        let offsets = Tensor::arange(block, (Kind::Int64, device));
+        let idx = Tensor::from_slice(&origin).to_device(device).view([count, 1, 1])
+            + (offsets.view([1, block, 1]) * pw + offsets.view([1, 1, block]));
+        let idx = idx.view(-1);
+        let _ = sum.index_add_(0, &idx, &values.view_as_real().reshape([-1, 2]));
+        let _ = coverage.index_add_(0, &idx, &ones.reshape([-1]));
+    }
+    let trim = |t: Tensor| t.narrow(0, block, h).narrow(1, block, w).contiguous();
+    let sum = trim(sum.view([ph, pw, 2])).view_as_complex();
+    Ok((sum, trim(coverage.view([ph, pw]))))
 }
 
 #[cfg(test)]
