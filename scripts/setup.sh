@@ -72,17 +72,17 @@ if [ "${PTYCHO_SKIP_NOTEBOOKS:-0}" != 1 ]; then
     fi
     evcxr=$(command -v evcxr_jupyter || echo "$HOME/.cargo/bin/evcxr_jupyter")
     spec=.venv/share/jupyter/kernels/rust/kernel.json
-    if ! [ -f "$spec" ] || ! grep -q LIBTORCH "$spec"; then
+    if ! [ -f "$spec" ] || ! grep -q LIBTORCH "$spec" || ! [ -f "$(dirname "$spec")/version.txt" ]; then
         say "registering the rust kernel in .venv/share/jupyter"
-        mkdir -p "$(dirname "$spec")"
-        cat > "$spec" <<JSON
-{
-  "argv": ["$evcxr", "--control_file", "{connection_file}"],
-  "display_name": "Rust",
-  "language": "rust",
-  "interrupt_mode": "message",
-  "env": {"LIBTORCH": "$PWD/.venv/libtorch", "LIBTORCH_CXX11_ABI": "1", "OMP_WAIT_POLICY": "passive"}
-}
-JSON
+        # --install writes the spec and its version stamp (without the stamp the
+        # kernel rewrites its spec at start); then LIBTORCH goes into its env
+        JUPYTER_PATH="$PWD/.venv/share/jupyter" "$evcxr" --install >/dev/null
+        .venv/bin/python - "$spec" "$PWD/.venv/libtorch" <<'PY'
+import json, sys
+path, libtorch = sys.argv[1], sys.argv[2]
+spec = json.load(open(path))
+spec["env"] = {"LIBTORCH": libtorch, "LIBTORCH_CXX11_ABI": "1", "OMP_WAIT_POLICY": "passive"}
+json.dump(spec, open(path, "w"), indent=2)
+PY
     fi
 fi

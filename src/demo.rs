@@ -207,9 +207,9 @@ pub fn run_demo(cfg: &DemoConfig, dir: &Path, observer: &mut dyn TrainObserver) 
     }
     let _ = writeln!(
         md,
-        "\nTraining: {} epochs ({:?}), final loss {:.4}, held-out loss {}.\n",
+        "\nTraining: {} epochs (stopped: {}), final loss {:.4}, held-out loss {}.\n",
         job.epochs_completed,
-        job.stop_reason,
+        job.stop_reason.map_or("—".into(), |s| format!("{s:?}")),
         job.final_train_loss.unwrap_or(f64::NAN),
         job.test_loss.map_or("—".into(), |v| format!("{v:.4}"))
     );

@@ -165,6 +165,12 @@ struct TrainArgs {
     device: String,
     #[arg(long)]
     seed: Option<u64>,
+    /// Learning rate (default: the preset's).
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Weight of the phase-gauge term of the PINN loss (default: the preset's).
+    #[arg(long)]
+    phase_gauge: Option<f64>,
     /// Continue from OUT/checkpoint.safetensors.
     #[arg(long)]
     resume: bool,
@@ -397,6 +403,8 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
     train.epochs = a.epochs.unwrap_or(train.epochs);
     train.batch_size = a.batch_size.unwrap_or(train.batch_size);
     train.grouping.n_groups = a.n_groups.or(train.grouping.n_groups);
+    train.learning_rate = a.learning_rate.unwrap_or(train.learning_rate);
+    train.loss.phase_gauge = a.phase_gauge.unwrap_or(train.loss.phase_gauge);
     if let Some(s) = a.seed {
         train.seed = s;
         train.grouping.seed = s;
