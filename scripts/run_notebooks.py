@@ -35,6 +35,9 @@ def kernel_env():
     os.environ["EVCXR_TMPDIR"] = str(tmp)
     os.environ.setdefault("LIBTORCH", str(ROOT / ".venv" / "libtorch"))
     os.environ.setdefault("LIBTORCH_CXX11_ABI", "1")
+    # each cell is a shared library the kernel dlopens: it finds libtorch here
+    lib = str(pathlib.Path(os.environ["LIBTORCH"]) / "lib")
+    os.environ["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [lib, os.environ.get("LD_LIBRARY_PATH")]))
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     os.environ["JUPYTER_PATH"] = str(ROOT / ".venv" / "share" / "jupyter")
 

@@ -72,7 +72,7 @@ if [ "${PTYCHO_SKIP_NOTEBOOKS:-0}" != 1 ]; then
     fi
     evcxr=$(command -v evcxr_jupyter || echo "$HOME/.cargo/bin/evcxr_jupyter")
     spec=.venv/share/jupyter/kernels/rust/kernel.json
-    if ! [ -f "$spec" ] || ! grep -q LIBTORCH "$spec" || ! [ -f "$(dirname "$spec")/version.txt" ]; then
+    if ! [ -f "$spec" ] || ! grep -q LD_LIBRARY_PATH "$spec" || ! [ -f "$(dirname "$spec")/version.txt" ]; then
         say "registering the rust kernel in .venv/share/jupyter"
         # --install writes the spec and its version stamp (without the stamp the
         # kernel rewrites its spec at start); then LIBTORCH goes into its env
@@ -81,7 +81,8 @@ if [ "${PTYCHO_SKIP_NOTEBOOKS:-0}" != 1 ]; then
 import json, sys
 path, libtorch = sys.argv[1], sys.argv[2]
 spec = json.load(open(path))
-spec["env"] = {"LIBTORCH": libtorch, "LIBTORCH_CXX11_ABI": "1", "OMP_WAIT_POLICY": "passive"}
+spec["env"] = {"LIBTORCH": libtorch, "LIBTORCH_CXX11_ABI": "1", "OMP_WAIT_POLICY": "passive",
+               "LD_LIBRARY_PATH": libtorch + "/lib"}
 json.dump(spec, open(path, "w"), indent=2)
 PY
     fi

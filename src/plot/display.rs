@@ -57,7 +57,10 @@ impl Reconstruction {
 }
 
 impl DatasetSummary {
-    /// The summary as a two-column HTML table.
+    /// The summary as a two-column HTML table (in a notebook:
+    /// `plot::display_html(&ds.summary().to_html())`; a cell ending in
+    /// `ds.summary()` with an `evcxr_display` method here made the kernel
+    /// fail to load that cell's library).
     pub fn to_html(&self) -> String {
         let rows: Vec<Vec<String>> = self
             .to_string()
@@ -68,11 +71,6 @@ impl DatasetSummary {
             })
             .collect();
         html_table(&["".to_string(), "".to_string()], &rows)
-    }
-
-    /// Inline HTML table in a notebook.
-    pub fn evcxr_display(&self) {
-        display_html(&self.to_html());
     }
 }
 
