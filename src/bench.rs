@@ -295,6 +295,34 @@ struct TrainReferenceOut {
     peak_rss_mb: f64,
 }
 
+/// Runs `benches/reference_pinn.py` in `mode` (`train` or `infer`) with the
+/// same sizes and threads as our side.
+#[allow(clippy::too_many_arguments)]
+fn run_pinn_reference(
+    python: &Path,
+    mode: &str,
+    gridsize: usize,
+    n: usize,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+    threads: usize,
+) -> Result<TrainReferenceOut> {
+    let args = [
+        ("--mode", mode.to_string()),
+        ("--gridsize", gridsize.to_string()),
+        ("--n", n.to_string()),
+        ("--batch", batch.to_string()),
+        ("--steps", steps.to_string()),
+        ("--warmup", warmup.to_string()),
+        ("--threads", threads.to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_string(), v])
+    .collect::<Vec<_>>();
+    run_script(python, "reference_pinn.py", &args, &[])
+}
+
 /// Training steps per second of the PINN (gridsize 1 and 2, the default
 /// network at N = 64, batch 16, CPU) against the same network in plain
 /// PyTorch (`benches/reference_pinn.py`), same threads, random inputs.
@@ -335,22 +363,16 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
             }
         }
         let ours_rss = peak_rss_mb();
-        let args = [
-            "--gridsize",
-            &gridsize.to_string(),
-            "--n",
-            &b.n.to_string(),
-            "--batch",
-            &b.batch_size.to_string(),
-            "--steps",
-            &b.steps.to_string(),
-            "--warmup",
-            &b.warmup.to_string(),
-            "--threads",
-            &b.threads.to_string(),
-        ]
-        .map(String::from);
-        let reference: TrainReferenceOut = run_script(&b.python, "reference_pinn.py", &args, &[])?;
+        let reference = run_pinn_reference(
+            &b.python,
+            "train",
+            gridsize,
+            b.n,
+            b.batch_size,
+            b.steps,
+            b.warmup,
+            b.threads,
+        )?;
         let rate = |s: &[f64]| 1.0 / median(s);
         rows.push(BenchRow {
             name: format!("train pinn gs{gridsize} N={} batch={}", b.n, b.batch_size),
@@ -470,24 +492,16 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
             }
         }
         let ours_rss = peak_rss_mb();
-        let args = [
-            "--mode",
+        let reference = run_pinn_reference(
+            &b.python,
             "infer",
-            "--gridsize",
-            &gridsize.to_string(),
-            "--n",
-            &b.n.to_string(),
-            "--batch",
-            &b.batch_size.to_string(),
-            "--steps",
-            &b.batches.to_string(),
-            "--warmup",
-            &b.warmup.to_string(),
-            "--threads",
-            &b.threads.to_string(),
-        ]
-        .map(String::from);
-        let reference: TrainReferenceOut = run_script(&b.python, "reference_pinn.py", &args, &[])?;
+            gridsize,
+            b.n,
+            b.batch_size,
+            b.batches,
+            b.warmup,
+            b.threads,
+        )?;
         let rate = |s: &[f64]| b.batch_size as f64 / median(s);
         rows.push(BenchRow {
             name: format!("infer pinn gs{gridsize} N={} batch={}", b.n, b.batch_size),

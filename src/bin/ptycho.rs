@@ -466,11 +466,7 @@ fn run(cli: Cli) -> Result<()> {
                 b.threads = t;
             }
             let rows = bench::train_bench(&b)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                print!("{}", bench::format_table(&rows));
-            }
+            print_bench(&rows, json)?;
         }
         Command::Bench(BenchCommand::Group { json, n }) => {
             print_bench(&bench::group_bench(n, 5, &bench::default_python())?, json)?;
@@ -756,11 +752,7 @@ fn run(cli: Cli) -> Result<()> {
                 b.threads = t;
             }
             let rows = bench::simulate_bench(&b)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                print!("{}", bench::format_table(&rows));
-            }
+            print_bench(&rows, json)?;
         }
     }
     Ok(())
