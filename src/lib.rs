@@ -37,6 +37,7 @@ pub mod physics;
 pub mod plot;
 pub mod recon;
 pub mod simulate;
+pub mod study;
 pub mod train;
 
 pub use error::{Error, Result};
