@@ -5,7 +5,7 @@ export OMP_WAIT_POLICY ?= passive
 CARGO ?= cargo
 DEMO_DIR ?= out/demo
 
-.PHONY: setup demo test fmt lint unit notebooks bench fixtures
+.PHONY: setup demo test fmt lint unit notebooks slurm bench fixtures
 
 setup:
 	@bash scripts/setup.sh
@@ -18,7 +18,7 @@ demo:
 	@PTYCHO_SKIP_NOTEBOOKS=1 bash scripts/setup.sh
 	$(CARGO) run --release --quiet --bin ptycho -- demo --out $(DEMO_DIR)
 
-test: setup fmt lint unit notebooks
+test: setup fmt lint unit notebooks slurm
 
 fmt:
 	$(CARGO) fmt --check
@@ -32,18 +32,20 @@ unit:
 # Every notebook, executed with the Rust kernel at CI sizes (users get the
 # full sizes by running them in Jupyter); executed copies in target/notebooks/.
 NB_ENV ?= PTYCHO_NB_IMAGES=256 PTYCHO_NB_EPOCHS=1 PTYCHO_NB_GROUPS=32 PTYCHO_NB_ITERATIONS=10 PTYCHO_NB_DOSES=1e3,1e5
-# The notebooks checked to run clean under the kernel (03 still trips over
-# evcxr borrow rules in its results cell).
-NOTEBOOKS ?= notebooks/01_quickstart.ipynb notebooks/02_bundles.ipynb notebooks/04_figures.ipynb
+NOTEBOOKS ?= notebooks/*.ipynb
 notebooks: setup
 	$(NB_ENV) .venv/bin/python scripts/run_notebooks.py $(NOTEBOOKS)
 
+# The CI study on a real single-node Slurm started on this machine
+# (scripts/slurm_ci.sh installs slurm-wlm and munge when missing).
+slurm: setup
+	$(CARGO) build --bin ptycho
+	bash scripts/slurm_ci.sh target/debug/ptycho
+
+# Every benchmark in one table (ratios against references run in the same
+# invocation); the JSON goes to benches/results/.
 bench: setup
-	$(CARGO) run --release --bin ptycho -- bench simulate
-	$(CARGO) run --release --bin ptycho -- bench group
-	$(CARGO) run --release --bin ptycho -- bench train
-	$(CARGO) run --release --bin ptycho -- bench infer
-	$(CARGO) run --release --bin ptycho -- bench stitch
+	$(CARGO) run --release --bin ptycho -- bench all --device cpu
 
 # Regenerate the small test fixtures (numpy/scipy/h5py references).
 fixtures: setup

@@ -3,8 +3,12 @@
 ptycho-workbench's (encoder, amplitude/phase decoders with centre and border
 branches, overlap constraint for gridsize 2, probe, far field, Poisson NLL,
 Adam with Keras' epsilon), trained on random inputs of the same sizes, in
-eager mode on the CPU with the same number of threads.
-Prints JSON: {"step_seconds": [...], "peak_rss_mb": ...}."""
+eager mode with the same number of threads, on the CPU or a CUDA device.
+Also counts the network's FLOPs per sample (forward, and forward + backward
+for training) with torch.utils.flop_counter (convolutions and matrix
+products; FFTs and element-wise work are not counted).
+Prints JSON: {"step_seconds": [...], "peak_rss_mb": ..., "flops_per_sample": ...,
+"device": ...}."""
 import argparse
 import json
 import math
@@ -78,8 +82,8 @@ class Pinn(nn.Module):
     def translate(self, img, shifts):
         # out(x, y) = in(x - dx, y - dy), bilinear, zeros, align_corners=True
         b, h, w = img.shape[0], img.shape[-2], img.shape[-1]
-        xs = torch.arange(w, dtype=torch.float32).view(1, 1, w)
-        ys = torch.arange(h, dtype=torch.float32).view(1, h, 1)
+        xs = torch.arange(w, dtype=torch.float32, device=img.device).view(1, 1, w)
+        ys = torch.arange(h, dtype=torch.float32, device=img.device).view(1, h, 1)
         gx = (xs - shifts[:, 0].view(-1, 1, 1)) * (2.0 / (w - 1)) - 1
         gy = (ys - shifts[:, 1].view(-1, 1, 1)) * (2.0 / (h - 1)) - 1
         grid = torch.stack([gx.expand(b, h, w), gy.expand(b, h, w)], -1)
@@ -101,7 +105,7 @@ class Pinn(nn.Module):
         flat = torch.view_as_complex(flat.permute(0, 2, 3, 1).contiguous())
         off = offsets.reshape(-1, 2)
         placed = self.translate(flat, off).view(-1, c, m, m).sum(1)
-        ones = F.pad(torch.ones(flat.shape[0], n, n), (p, p, p, p))
+        ones = F.pad(torch.ones(flat.shape[0], n, n, device=obj.device), (p, p, p, p))
         ones = torch.complex(ones, torch.zeros_like(ones))
         cover = self.translate(ones, off).real.view(-1, c, m, m).sum(1)
         return placed / cover.clamp_min(1e-3)
@@ -128,6 +132,23 @@ class Pinn(nn.Module):
         return amp * torch.exp(self.log_scale)
 
 
+def count_flops(model, x, off, counts, mode):
+    """FLOPs of one batch: the inference model (infer) or a training step's
+    forward and backward (train), as counted by FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+    counter = FlopCounterMode(display=False)
+    with counter:
+        if mode == "infer":
+            with torch.no_grad():
+                model.diffraction_to_obj(x, off)
+        else:
+            lam = model(x, off) ** 2
+            loss = (lam - counts * torch.log(lam + 1e-12)).mean()
+            loss.backward()
+    model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gridsize", type=int, default=1)
@@ -138,41 +159,54 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mode", choices=["train", "infer"], default="train",
                     help="train: Adam steps of the autoencoder; infer: diffraction_to_obj under no_grad")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+                    help="fp32: PyTorch's defaults (on CUDA, cuDNN convolutions may use TF32, as "
+                         "libtorch's do); fp16: CUDA autocast")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    autocast = lambda: torch.autocast("cuda", dtype=torch.float16, enabled=args.precision == "fp16" and dev.type == "cuda")
     torch.manual_seed(0)
     n, c = args.n, args.gridsize ** 2
     yy, xx = torch.meshgrid(torch.arange(n) - n // 2, torch.arange(n) - n // 2, indexing="ij")
     probe = ((xx ** 2 + yy ** 2) < (n / 4) ** 2).to(torch.complex64)
-    model = Pinn(n, args.gridsize, 2, probe, 30.0)
+    model = Pinn(n, args.gridsize, 2, probe, 30.0).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-    x = torch.rand(args.batch, c, n, n) * 4
-    off = (torch.rand(args.batch, c, 2) - 0.5) * 8
-    counts = torch.poisson(torch.rand(args.batch, c, n, n) * 50)
+    x = (torch.rand(args.batch, c, n, n) * 4).to(dev)
+    off = ((torch.rand(args.batch, c, 2) - 0.5) * 8).to(dev)
+    counts = torch.poisson(torch.rand(args.batch, c, n, n) * 50).to(dev)
+    flops = count_flops(model, x, off, counts, args.mode) / args.batch
     times = []
     if args.mode == "infer":
         model.eval()
         with torch.no_grad():
             for i in range(args.warmup + args.steps):
                 t = time.perf_counter()
-                y = model.diffraction_to_obj(x, off)
+                with autocast():
+                    y = model.diffraction_to_obj(x, off)
                 y.abs().sum().item()
+                sync()
                 if i >= args.warmup:
                     times.append(time.perf_counter() - t)
         args.steps = 0
     for i in range(args.warmup + args.steps if args.steps else 0):
         t = time.perf_counter()
         opt.zero_grad()
-        lam = model(x, off) ** 2
+        with autocast():
+            lam = model(x, off).float() ** 2
         loss = (lam - counts * torch.log(lam + 1e-12)).mean()
         loss.backward()
         opt.step()
         loss.item()
+        sync()
         if i >= args.warmup:
             times.append(time.perf_counter() - t)
     with open("/proc/self/status") as f:
         peak = next(float(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
-    print(json.dumps({"step_seconds": times, "peak_rss_mb": peak}))
+    print(json.dumps({"step_seconds": times, "peak_rss_mb": peak, "flops_per_sample": flops,
+                      "device": str(dev), "precision": args.precision}))
 
 
 if __name__ == "__main__":

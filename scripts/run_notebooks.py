@@ -22,7 +22,7 @@ from nbclient.exceptions import CellExecutionError
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "notebooks"
 # what evcxr prints when a cell's code panics or a `?` returns an Err
-FAILURE = re.compile(r"panicked at|^Error: |Segmentation fault|error\[E\d+\]", re.M)
+FAILURE = re.compile(r"panicked at|^Error: |^Err\(|Segmentation fault|error\[E\d+\]", re.M)
 
 
 def kernel_env():

@@ -7,7 +7,7 @@ use std::process::Command;
 use common::*;
 use ptycho_workbench::array::{tensor_to_c64, tensor_to_f32};
 use ptycho_workbench::data::npy;
-use ptycho_workbench::recon::stitch::accumulate;
+use ptycho_workbench::recon::stitch::{Scatter, accumulate, accumulate_with};
 use rand::{Rng, SeedableRng};
 use tch::{Device, Kind, Tensor};
 
@@ -25,7 +25,6 @@ fn stitching_matches_the_numpy_loop_also_at_the_canvas_edges() -> TestResult {
     tch::manual_seed(2);
     let patches = Tensor::randn([b as i64, n, n], (Kind::ComplexFloat, Device::Cpu));
     let positions = Tensor::from_slice(&pos).view([b as i64, 2]);
-    let (sum, cov) = accumulate(&patches, &positions, crop, h, w)?;
 
     let dir = tempfile::tempdir()?;
     let input = dir.path().join("in.npz");
@@ -46,21 +45,25 @@ fn stitching_matches_the_numpy_loop_also_at_the_canvas_edges() -> TestResult {
     assert!(status.success());
     let total = complex(&npz_member(&output, "total"));
     let coverage = f64s(&npz_member(&output, "coverage"));
-    let ours_sum = tensor_to_c64(&sum)?;
-    let ours_cov = tensor_to_f32(&cov)?;
-    assert_eq!(ours_sum.shape(), [h as usize, w as usize]);
-    let d_sum = ours_sum
-        .iter()
-        .zip(&total)
-        .map(|(a, b)| (a - b).norm())
-        .fold(0f32, f32::max);
-    let d_cov = ours_cov
-        .iter()
-        .zip(&coverage)
-        .map(|(a, b)| (*a as f64 - b).abs())
-        .fold(0f64, f64::max);
-    assert!(d_sum < 1e-4, "sum differs by {d_sum}");
-    assert!(d_cov < 1e-5, "coverage differs by {d_cov}");
+    // both scatter methods (the GPU's tensor ops and the CPU's host loop)
+    for method in [Scatter::Tensor, Scatter::Host, Scatter::Auto] {
+        let (sum, cov) = accumulate_with(&patches, &positions, crop, h, w, method)?;
+        let ours_sum = tensor_to_c64(&sum)?;
+        let ours_cov = tensor_to_f32(&cov)?;
+        assert_eq!(ours_sum.shape(), [h as usize, w as usize]);
+        let d_sum = ours_sum
+            .iter()
+            .zip(&total)
+            .map(|(a, b)| (a - b).norm())
+            .fold(0f32, f32::max);
+        let d_cov = ours_cov
+            .iter()
+            .zip(&coverage)
+            .map(|(a, b)| (*a as f64 - b).abs())
+            .fold(0f64, f64::max);
+        assert!(d_sum < 1e-4, "{method:?}: sum differs by {d_sum}");
+        assert!(d_cov < 1e-5, "{method:?}: coverage differs by {d_cov}");
+    }
     // the crops that stay inside put their full weight on the canvas
     assert!(coverage.iter().sum::<f64>() > 40.0 * (crop * crop) as f64);
     Ok(())

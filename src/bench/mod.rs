@@ -7,11 +7,16 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+mod same_seed;
+mod suite;
+
 use crate::error::{Error, Result};
 use crate::simulate::{ObjectKind, ScanKind, SimConfig, simulate_on};
+pub use same_seed::{SameSeed, same_seed_losses};
+pub use suite::{Machine, SuiteConfig, SuiteReport, format_report, measure_peak_flops, run_suite, save_report};
 
 /// One row of a benchmark table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BenchRow {
     pub name: String,
     pub unit: String,
@@ -25,6 +30,25 @@ pub struct BenchRow {
     pub reference_peak_rss_mb: f64,
     pub ours_seconds: Vec<f64>,
     pub reference_seconds: Vec<f64>,
+    /// Where ours ran (`Cpu`, `Cuda(0)`).
+    #[serde(default)]
+    pub device: String,
+    /// Floating-point operations per `unit` item (e.g. per position), where
+    /// the work is countable (convolutions and matrix products, as counted
+    /// by PyTorch's FlopCounterMode on the reference network).
+    #[serde(default)]
+    pub flops_per_unit: Option<f64>,
+    /// `ours · flops_per_unit` as a fraction of the device's peak measured
+    /// in the same run (`bench all`).
+    #[serde(default)]
+    pub peak_fraction: Option<f64>,
+}
+
+impl BenchRow {
+    /// Our achieved FLOP/s, where countable.
+    pub fn achieved_flops(&self) -> Option<f64> {
+        self.flops_per_unit.map(|f| f * self.ours)
+    }
 }
 
 /// Settings of `ptycho bench simulate`.
@@ -62,8 +86,13 @@ pub fn default_python() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
 }
 
+/// The reference scripts: `PTYCHO_BENCHES`, else `benches/` of the source
+/// tree the binary was built from (a binary sent to another machine is told
+/// where its checkout's `benches/` is).
 fn benches_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("benches")
+    std::env::var_os("PTYCHO_BENCHES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("benches"))
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -166,6 +195,7 @@ pub fn simulate_bench(b: &SimulateBench) -> Result<Vec<BenchRow>> {
             reference_peak_rss_mb: reference.peak_rss_mb,
             ours_seconds: ours,
             reference_seconds: reference.seconds,
+            ..BenchRow::default()
         });
     }
     Ok(rows)
@@ -236,29 +266,39 @@ fn significant(v: f64) -> String {
     format!("{v:.decimals$}")
 }
 
-/// A plain-text table of benchmark rows.
+/// A plain-text table of benchmark rows: rates, ratio, threads, peak
+/// memory, and achieved GFLOP/s (with the fraction of the measured peak)
+/// where the work is countable.
 pub fn format_table(rows: &[BenchRow]) -> String {
     let mut s = format!(
-        "{:<44} {:>12} {:>12} {:>7} {:>8} {:>9} {:>9}\n",
-        "benchmark", "ours", "reference", "ratio", "threads", "ours MB", "ref MB"
+        "{:<52} {:>11} {:>11} {:<12} {:>7} {:>7} {:>8} {:>8} {:>9}\n",
+        "benchmark", "ours", "reference", "unit", "ratio", "threads", "ours MB", "ref MB", "GFLOP/s"
     );
     for r in rows {
+        let flops = match (r.achieved_flops(), r.peak_fraction) {
+            (Some(f), Some(p)) => format!("{:.1} ({:.0}%)", f / 1e9, 100.0 * p),
+            (Some(f), None) => format!("{:.1}", f / 1e9),
+            _ => "-".into(),
+        };
         s.push_str(&format!(
-            "{:<44} {:>12} {:>12} {:>6.2}x {:>8} {:>9.0} {:>9.0}\n",
+            "{:<52} {:>11} {:>11} {:<12} {:>6.2}x {:>7} {:>8.0} {:>8.0} {:>9}\n",
             r.name,
             significant(r.ours),
             significant(r.reference),
+            r.unit,
             r.ratio,
             r.ours_threads,
             r.ours_peak_rss_mb,
-            r.reference_peak_rss_mb
+            r.reference_peak_rss_mb,
+            flops
         ));
     }
+    let mut references: Vec<&str> = rows.iter().map(|r| r.reference_name.as_str()).collect();
+    references.dedup();
     if let Some(r) = rows.first() {
         s.push_str(&format!(
-            "unit: {}; reference: {}; medians of {} runs\n",
-            r.unit,
-            r.reference_name,
+            "reference: {}; medians of {} runs\n",
+            references.join(", "),
             r.ours_seconds.len()
         ));
     }
@@ -274,6 +314,57 @@ pub struct TrainBench {
     pub warmup: usize,
     pub threads: usize,
     pub python: PathBuf,
+    pub device: tch::Device,
+    pub precision: Precision,
+}
+
+/// Arithmetic of the network benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// float32 with libtorch's defaults (on CUDA, cuDNN convolutions may use
+    /// TF32, as PyTorch's do by default).
+    Fp32,
+    /// CUDA autocast to float16 (losses in float32); CUDA only.
+    Fp16,
+}
+
+impl Precision {
+    fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+        }
+    }
+
+    fn check(self, device: tch::Device) -> Result<()> {
+        if self == Precision::Fp16 && device == tch::Device::Cpu {
+            return Err(Error::config("precision", "fp16 autocast needs a CUDA device"));
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fp32" => Ok(Precision::Fp32),
+            "fp16" => Ok(Precision::Fp16),
+            other => Err(Error::config(
+                "precision",
+                format!("`{other}` is not one of fp32, fp16"),
+            )),
+        }
+    }
+}
+
+/// `cpu`, `cuda:N` as PyTorch spells a device.
+pub fn torch_device_name(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
 }
 
 impl Default for TrainBench {
@@ -285,6 +376,8 @@ impl Default for TrainBench {
             warmup: 2,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             python: default_python(),
+            device: tch::Device::Cpu,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -293,46 +386,58 @@ impl Default for TrainBench {
 struct TrainReferenceOut {
     step_seconds: Vec<f64>,
     peak_rss_mb: f64,
+    #[serde(default)]
+    flops_per_sample: Option<f64>,
 }
 
-/// Runs `benches/reference_pinn.py` in `mode` (`train` or `infer`) with the
-/// same sizes and threads as our side.
-#[allow(clippy::too_many_arguments)]
-fn run_pinn_reference(
-    python: &Path,
-    mode: &str,
+/// The network shape and run settings both sides of a PINN benchmark share.
+struct PinnRun<'a> {
+    python: &'a Path,
+    mode: &'a str,
     gridsize: usize,
     n: usize,
     batch: usize,
     steps: usize,
     warmup: usize,
     threads: usize,
-) -> Result<TrainReferenceOut> {
+    device: tch::Device,
+    precision: Precision,
+}
+
+/// Runs `benches/reference_pinn.py` in `run.mode` (`train` or `infer`)
+/// with the same sizes, threads, device and precision as our side.
+fn run_pinn_reference(run: &PinnRun<'_>) -> Result<TrainReferenceOut> {
     let args = [
-        ("--mode", mode.to_string()),
-        ("--gridsize", gridsize.to_string()),
-        ("--n", n.to_string()),
-        ("--batch", batch.to_string()),
-        ("--steps", steps.to_string()),
-        ("--warmup", warmup.to_string()),
-        ("--threads", threads.to_string()),
+        ("--mode", run.mode.to_string()),
+        ("--gridsize", run.gridsize.to_string()),
+        ("--n", run.n.to_string()),
+        ("--batch", run.batch.to_string()),
+        ("--steps", run.steps.to_string()),
+        ("--warmup", run.warmup.to_string()),
+        ("--threads", run.threads.to_string()),
+        ("--device", torch_device_name(run.device)),
+        ("--precision", run.precision.name().to_string()),
     ]
     .into_iter()
     .flat_map(|(k, v)| [k.to_string(), v])
     .collect::<Vec<_>>();
-    run_script(python, "reference_pinn.py", &args, &[])
+    run_script(run.python, "reference_pinn.py", &args, &[])
 }
 
 /// Training steps per second of the PINN (gridsize 1 and 2, the default
-/// network at N = 64, batch 16, CPU) against the same network in plain
-/// PyTorch (`benches/reference_pinn.py`), same threads, random inputs.
+/// network at N = 64, batch 16 by default) against the same network in plain
+/// PyTorch (`benches/reference_pinn.py`), same threads, device, precision and
+/// random inputs. Everything stays on the device; the loss is read once per
+/// step (which also waits for the device).
 pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
     use crate::model::loss::poisson_nll;
     use crate::model::{ModelConfig, Pinn};
     use crate::train::adam::Adam;
-    use tch::{Device, Kind, Tensor};
+    use tch::{Kind, Tensor};
 
+    b.precision.check(b.device)?;
     tch::set_num_threads(b.threads as i32);
+    let device = b.device;
     let mut rows = Vec::new();
     for gridsize in [1usize, 2] {
         let cfg = ModelConfig {
@@ -342,19 +447,20 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
         };
         let n = b.n as i64;
         let c = cfg.channels() as i64;
-        let probe = crate::physics::disk_probe(n, n as f64 / 4.0, 0.0, Device::Cpu)?;
-        let model = Pinn::new(&cfg, &probe, 30.0, 0, Device::Cpu)?;
+        let probe = crate::physics::disk_probe(n, n as f64 / 4.0, 0.0, device)?;
+        let model = Pinn::new(&cfg, &probe, 30.0, 0, device)?;
         let mut adam = Adam::for_var_store(model.var_store(), 1e-3);
         let bs = b.batch_size as i64;
-        let x = Tensor::rand([bs, c, n, n], (Kind::Float, Device::Cpu)) * 4.0;
-        let offsets = (Tensor::rand([bs, c, 2], (Kind::Float, Device::Cpu)) - 0.5) * 8.0;
-        let counts = (Tensor::rand([bs, c, n, n], (Kind::Float, Device::Cpu)) * 50.0).round();
+        let x = Tensor::rand([bs, c, n, n], (Kind::Float, device)) * 4.0;
+        let offsets = (Tensor::rand([bs, c, 2], (Kind::Float, device)) - 0.5) * 8.0;
+        let counts = (Tensor::rand([bs, c, n, n], (Kind::Float, device)) * 50.0).round();
+        let autocast = b.precision == Precision::Fp16;
         let mut ours = Vec::with_capacity(b.steps);
         for i in 0..b.warmup + b.steps {
             let t = Instant::now();
             adam.zero_grad();
-            let out = model.autoencoder(&x, &offsets)?;
-            let loss = poisson_nll(&out.counts(), &counts);
+            let predicted = tch::autocast(autocast, || model.autoencoder(&x, &offsets).map(|o| o.counts()))?;
+            let loss = poisson_nll(&predicted.to_kind(Kind::Float), &counts);
             loss.backward();
             adam.step();
             let _ = loss.double_value(&[]);
@@ -363,19 +469,28 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
             }
         }
         let ours_rss = peak_rss_mb();
-        let reference = run_pinn_reference(
-            &b.python,
-            "train",
+        let reference = run_pinn_reference(&PinnRun {
+            python: &b.python,
+            mode: "train",
             gridsize,
-            b.n,
-            b.batch_size,
-            b.steps,
-            b.warmup,
-            b.threads,
-        )?;
+            n: b.n,
+            batch: b.batch_size,
+            steps: b.steps,
+            warmup: b.warmup,
+            threads: b.threads,
+            device,
+            precision: b.precision,
+        })?;
+        // per step: the reference counts FLOPs per sample
+        let flops_per_unit = reference.flops_per_sample.map(|f| f * b.batch_size as f64);
         let rate = |s: &[f64]| 1.0 / median(s);
         rows.push(BenchRow {
-            name: format!("train pinn gs{gridsize} N={} batch={}", b.n, b.batch_size),
+            name: format!(
+                "train pinn gs{gridsize} N={} batch={} {}",
+                b.n,
+                b.batch_size,
+                b.precision.name()
+            ),
             unit: "steps/s".into(),
             ours: rate(&ours),
             reference: rate(&reference.step_seconds),
@@ -386,6 +501,9 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
             reference_peak_rss_mb: reference.peak_rss_mb,
             ours_seconds: ours,
             reference_seconds: reference.step_seconds,
+            device: format!("{device:?}"),
+            flops_per_unit,
+            peak_fraction: None,
         });
     }
     Ok(rows)
@@ -432,6 +550,7 @@ pub fn group_bench(n: usize, repeats: usize, python: &Path) -> Result<Vec<BenchR
         reference_peak_rss_mb: f64::NAN,
         ours_seconds: ours,
         reference_seconds: reference.seconds,
+        ..BenchRow::default()
     }])
 }
 
@@ -445,6 +564,8 @@ pub struct InferBench {
     pub warmup: usize,
     pub threads: usize,
     pub python: PathBuf,
+    pub device: tch::Device,
+    pub precision: Precision,
 }
 
 impl Default for InferBench {
@@ -456,6 +577,8 @@ impl Default for InferBench {
             warmup: 1,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             python: default_python(),
+            device: tch::Device::Cpu,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -463,13 +586,17 @@ impl Default for InferBench {
 /// Inference throughput of `diffraction_to_obj` (gridsize 1 and 2, the
 /// default network, no gradients) in scan positions per second (one group
 /// per position), against the same network in plain PyTorch
-/// (`benches/reference_pinn.py --mode infer`), same threads and batch.
+/// (`benches/reference_pinn.py --mode infer`), same threads, batch, device
+/// and precision.
 pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
     use crate::model::{ModelConfig, Pinn};
-    use tch::{Device, Kind, Tensor};
+    use tch::{Kind, Tensor};
 
+    b.precision.check(b.device)?;
     tch::set_num_threads(b.threads as i32);
     let _guard = tch::no_grad_guard();
+    let device = b.device;
+    let autocast = b.precision == Precision::Fp16;
     let mut rows = Vec::new();
     for gridsize in [1usize, 2] {
         let cfg = ModelConfig {
@@ -478,33 +605,40 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
             ..ModelConfig::default()
         };
         let (n, c, bs) = (b.n as i64, cfg.channels() as i64, b.batch_size as i64);
-        let probe = crate::physics::disk_probe(n, n as f64 / 4.0, 0.0, Device::Cpu)?;
-        let model = Pinn::new(&cfg, &probe, 30.0, 0, Device::Cpu)?;
-        let x = Tensor::rand([bs, c, n, n], (Kind::Float, Device::Cpu)) * 4.0;
-        let offsets = (Tensor::rand([bs, c, 2], (Kind::Float, Device::Cpu)) - 0.5) * 8.0;
+        let probe = crate::physics::disk_probe(n, n as f64 / 4.0, 0.0, device)?;
+        let model = Pinn::new(&cfg, &probe, 30.0, 0, device)?;
+        let x = Tensor::rand([bs, c, n, n], (Kind::Float, device)) * 4.0;
+        let offsets = (Tensor::rand([bs, c, 2], (Kind::Float, device)) - 0.5) * 8.0;
         let mut ours = Vec::with_capacity(b.batches);
         for i in 0..b.warmup + b.batches {
             let t = Instant::now();
-            let y = model.diffraction_to_obj(&x, &offsets)?;
+            let y = tch::autocast(autocast, || model.diffraction_to_obj(&x, &offsets))?;
             let _ = y.abs().sum(Kind::Float).double_value(&[]);
             if i >= b.warmup {
                 ours.push(t.elapsed().as_secs_f64());
             }
         }
         let ours_rss = peak_rss_mb();
-        let reference = run_pinn_reference(
-            &b.python,
-            "infer",
+        let reference = run_pinn_reference(&PinnRun {
+            python: &b.python,
+            mode: "infer",
             gridsize,
-            b.n,
-            b.batch_size,
-            b.batches,
-            b.warmup,
-            b.threads,
-        )?;
+            n: b.n,
+            batch: b.batch_size,
+            steps: b.batches,
+            warmup: b.warmup,
+            threads: b.threads,
+            device,
+            precision: b.precision,
+        })?;
         let rate = |s: &[f64]| b.batch_size as f64 / median(s);
         rows.push(BenchRow {
-            name: format!("infer pinn gs{gridsize} N={} batch={}", b.n, b.batch_size),
+            name: format!(
+                "infer pinn gs{gridsize} N={} batch={} {}",
+                b.n,
+                b.batch_size,
+                b.precision.name()
+            ),
             unit: "positions/s".into(),
             ours: rate(&ours),
             reference: rate(&reference.step_seconds),
@@ -515,6 +649,9 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
             reference_peak_rss_mb: reference.peak_rss_mb,
             ours_seconds: ours,
             reference_seconds: reference.step_seconds,
+            device: format!("{device:?}"),
+            flops_per_unit: reference.flops_per_sample,
+            peak_fraction: None,
         });
     }
     Ok(rows)
@@ -524,10 +661,16 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
 /// complex 64×64 patches at fractional positions onto a 512×512 canvas
 /// (bilinear, with coverage and the final division), against numpy
 /// (`benches/reference_stitch.py`).
-pub fn stitch_bench(patches: usize, repeats: usize, threads: usize, python: &Path) -> Result<Vec<BenchRow>> {
+pub fn stitch_bench(
+    patches: usize,
+    repeats: usize,
+    threads: usize,
+    device: tch::Device,
+    python: &Path,
+) -> Result<Vec<BenchRow>> {
     use crate::recon::stitch::accumulate;
     use rand::{Rng, SeedableRng};
-    use tch::{Device, Kind, Tensor};
+    use tch::{Kind, Tensor};
 
     tch::set_num_threads(threads as i32);
     let (n, crop, side) = (64i64, 20i64, 512i64);
@@ -535,8 +678,8 @@ pub fn stitch_bench(patches: usize, repeats: usize, threads: usize, python: &Pat
     let pos: Vec<f64> = (0..2 * patches)
         .map(|_| rng.random_range(n as f64 / 2.0..(side - n / 2) as f64))
         .collect();
-    let positions = Tensor::from_slice(&pos).view([patches as i64, 2]);
-    let data = Tensor::randn([patches as i64, n, n], (Kind::ComplexFloat, Device::Cpu));
+    let positions = Tensor::from_slice(&pos).view([patches as i64, 2]).to_device(device);
+    let data = Tensor::randn([patches as i64, n, n], (Kind::ComplexFloat, device));
     let mut ours = Vec::with_capacity(repeats);
     for _ in 0..repeats + 1 {
         let t = Instant::now();
@@ -573,5 +716,153 @@ pub fn stitch_bench(patches: usize, repeats: usize, threads: usize, python: &Pat
         reference_peak_rss_mb: f64::NAN,
         ours_seconds: ours,
         reference_seconds: reference.seconds,
+        device: format!("{device:?}"),
+        ..BenchRow::default()
+    }])
+}
+
+/// Output of `benches/reference_epie.py`.
+#[derive(Deserialize)]
+struct EpieOut {
+    seconds: Vec<f64>,
+    data_error: f64,
+}
+
+/// Iterative solver throughput: `iterations` epochs of batched ePIE (batches
+/// of 10, `max_weight` 0.01, fixed probe) on noise-free data (N = 64, a
+/// 192×192 object, a 17×17 raster with 8 px spacing: 289 positions), against
+/// the same algorithm in numpy (`benches/reference_epie.py`) on the same NPZ.
+/// Rates are epochs per second; both sides' final data errors are printed in
+/// the row name so a reader sees that they solve the same problem.
+pub fn iterative_bench(
+    iterations: usize,
+    repeats: usize,
+    threads: usize,
+    device: tch::Device,
+    python: &Path,
+) -> Result<Vec<BenchRow>> {
+    use crate::array::tensor_to_f32;
+    use crate::recon::iterative::{IterativeConfig, reconstruct_iterative};
+    use crate::simulate::forward_amplitudes;
+    use ndarray::{Array1, Array2, Ix3};
+    use tch::Device;
+
+    tch::set_num_threads(threads as i32);
+    let cfg = SimConfig {
+        seed: 3,
+        size_px: 64,
+        object_size_px: 192,
+        dose_photons: None,
+        ..SimConfig::default()
+    };
+    let mut ds = simulate_on(&cfg, Device::Cpu)?;
+    let side = 17usize;
+    let flat: Vec<f64> = (0..side * side)
+        .flat_map(|i| [32.0 + 8.0 * (i % side) as f64, 32.0 + 8.0 * (i / side) as f64])
+        .collect();
+    ds.positions_px = Array2::from_shape_vec((side * side, 2), flat).expect("raster");
+    ds.start_positions_px = ds.positions_px.clone();
+    ds.scan_index = Array1::zeros(side * side);
+    ds.diffraction = tensor_to_f32(&forward_amplitudes(&ds, Device::Cpu)?)?
+        .into_dimensionality::<Ix3>()
+        .map_err(|e| Error::value("diffraction", e.to_string()))?;
+    ds.metadata.generator_config = None;
+    let dir = tempfile::tempdir().map_err(|e| Error::io(Path::new("temporary folder"), e))?;
+    let npz = dir.path().join("iterative_bench.npz");
+    crate::data::write_npz(&ds, &npz)?;
+
+    let solver = IterativeConfig {
+        iterations,
+        tolerance: 0.0,
+        device: torch_device_name(device),
+        ..IterativeConfig::epie()
+    };
+    let mut ours = Vec::with_capacity(repeats);
+    let mut our_error = f64::NAN;
+    for _ in 0..repeats {
+        let t = Instant::now();
+        let out = reconstruct_iterative(&ds, &solver, &mut |_| {})?;
+        ours.push(t.elapsed().as_secs_f64());
+        our_error = out.history.last().map_or(f64::NAN, |r| r.data_error);
+    }
+    let args = [
+        "--data".to_string(),
+        npz.display().to_string(),
+        "--iterations".into(),
+        iterations.to_string(),
+        "--batch".into(),
+        solver.batch_size.to_string(),
+        "--max-weight".into(),
+        solver.max_weight.to_string(),
+        "--repeats".into(),
+        repeats.to_string(),
+    ];
+    let reference: EpieOut = run_script(
+        python,
+        "reference_epie.py",
+        &args,
+        &[("OMP_NUM_THREADS", threads.to_string())],
+    )?;
+    let rate = |s: &[f64]| iterations as f64 / median(s);
+    Ok(vec![BenchRow {
+        name: format!(
+            "ePIE {} positions N=64, {iterations} epochs (data error {our_error:.2e} vs {:.2e})",
+            side * side,
+            reference.data_error
+        ),
+        unit: "epochs/s".into(),
+        ours: rate(&ours),
+        reference: rate(&reference.seconds),
+        reference_name: "numpy (benches/reference_epie.py)".into(),
+        ratio: rate(&ours) / rate(&reference.seconds),
+        ours_threads: threads,
+        ours_peak_rss_mb: peak_rss_mb(),
+        reference_peak_rss_mb: f64::NAN,
+        ours_seconds: ours,
+        reference_seconds: reference.seconds,
+        device: format!("{device:?}"),
+        ..BenchRow::default()
+    }])
+}
+
+/// Image-metric throughput: SSIM (Gaussian window) plus an FRC curve of two
+/// `side × side` images, against scikit-image's `structural_similarity` and
+/// a numpy FRC (`benches/reference_metrics.py`).
+pub fn metrics_bench(side: usize, repeats: usize, threads: usize, python: &Path) -> Result<Vec<BenchRow>> {
+    use rand::{Rng, SeedableRng};
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let a = ndarray::Array2::from_shape_fn((side, side), |_| rng.random_range(0.0..1.0f64));
+    let b = a.mapv(|v| (v + rng.random_range(-0.1..0.1f64)).clamp(0.0, 1.0));
+    let mut ours = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let t = Instant::now();
+        let s = crate::metrics::ssim(a.view(), b.view(), 1.0)?;
+        let f = crate::metrics::frc(a.view(), b.view())?;
+        ours.push(t.elapsed().as_secs_f64());
+        assert!(s.is_finite() && !f.frc.is_empty());
+    }
+    let args = ["--side", &side.to_string(), "--repeats", &repeats.to_string()].map(String::from);
+    let reference: SecondsOut = run_script(
+        python,
+        "reference_metrics.py",
+        &args,
+        &[("OMP_NUM_THREADS", threads.to_string())],
+    )?;
+    let rate = |s: &[f64]| 1.0 / median(s);
+    Ok(vec![BenchRow {
+        name: format!("metrics SSIM + FRC {side}²"),
+        unit: "pairs/s".into(),
+        ours: rate(&ours),
+        reference: rate(&reference.seconds),
+        reference_name: "scikit-image + numpy (benches/reference_metrics.py)".into(),
+        ratio: rate(&ours) / rate(&reference.seconds),
+        ours_threads: 1,
+        ours_peak_rss_mb: peak_rss_mb(),
+        reference_peak_rss_mb: f64::NAN,
+        ours_seconds: ours,
+        reference_seconds: reference.seconds,
+        device: "Cpu".into(),
+        ..BenchRow::default()
     }])
 }

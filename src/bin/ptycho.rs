@@ -15,6 +15,9 @@ use ptycho_workbench::recon::{ReconConfig, write_recon_npz};
 use ptycho_workbench::simulate::{ObjectKind, ProbeKind, ScanKind, SimConfig, simulate_on};
 use ptycho_workbench::train::{TrainConfig, terminal_observer};
 
+#[path = "ptycho/study.rs"]
+mod study;
+
 #[derive(Parser)]
 #[command(
     name = "ptycho",
@@ -120,6 +123,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Dose × overlap studies: run (resumable, parallel), status, report, Slurm arrays.
+    #[command(subcommand)]
+    Study(study::StudyCommand),
     /// Reconstruct a dataset's object with a trained bundle.
     Infer {
         #[arg(long)]
@@ -297,9 +303,17 @@ enum BenchCommand {
         json: bool,
         #[arg(long, default_value_t = 10)]
         steps: usize,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
         /// Threads for libtorch, here and in the reference (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// auto, cpu, cuda or cuda:N (the reference runs on the same device).
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// fp32 or fp16 (CUDA autocast).
+        #[arg(long, default_value = "fp32")]
+        precision: String,
     },
     /// Inference positions per second against the same network in PyTorch.
     Infer {
@@ -313,6 +327,15 @@ enum BenchCommand {
         /// Threads for libtorch, here and in the reference (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Patch size N.
+        #[arg(long, default_value_t = 64)]
+        n: usize,
+        /// auto, cpu, cuda or cuda:N (the reference runs on the same device).
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// fp32 or fp16 (CUDA autocast).
+        #[arg(long, default_value = "fp32")]
+        precision: String,
     },
     /// Stitching of central crops against a numpy reference.
     Stitch {
@@ -325,6 +348,68 @@ enum BenchCommand {
         /// Threads for libtorch (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Iterative solver (batched ePIE) epochs per second against the same
+    /// algorithm in numpy.
+    Iterative {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Threads for libtorch and numpy's BLAS/FFT (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// A few training steps on the CPU and on DEVICE from the same seed; the
+    /// losses and their largest relative difference (a GPU machine's first check).
+    SameSeed {
+        #[arg(long, default_value = "cuda")]
+        device: String,
+        #[arg(long, default_value_t = 2)]
+        gridsize: usize,
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Also write the result as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// SSIM + FRC of two 512² images against scikit-image and numpy.
+    Metrics {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+    },
+    /// Every benchmark in one table, with the device's measured peak FLOP/s;
+    /// the results are also written to benches/results/ as JSON.
+    All {
+        #[arg(long)]
+        json: bool,
+        /// auto, cpu, cuda or cuda:N (simulation and grouping run on CPU runs only).
+        #[arg(long, default_value = "auto")]
+        device: String,
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Training batch sizes (repeat the flag), default 16.
+        #[arg(long, default_values_t = vec![16])]
+        train_batch: Vec<usize>,
+        /// fp32 or fp16 (CUDA autocast) for the network rows.
+        #[arg(long, default_value = "fp32")]
+        precision: String,
+        /// Fewer repeats and smaller sizes.
+        #[arg(long)]
+        quick: bool,
+        /// Where the JSON goes.
+        #[arg(long, default_value = "benches/results")]
+        results: PathBuf,
     },
     /// Grouping of 100k positions against scipy's cKDTree.
     Group {
@@ -457,9 +542,19 @@ fn print_bench(rows: &[bench::BenchRow], json: bool) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Bench(BenchCommand::Train { json, steps, threads }) => {
+        Command::Bench(BenchCommand::Train {
+            json,
+            steps,
+            batch_size,
+            threads,
+            device,
+            precision,
+        }) => {
             let mut b = bench::TrainBench {
                 steps,
+                batch_size,
+                device: ptycho_workbench::array::parse_device(&device)?,
+                precision: precision.parse()?,
                 ..bench::TrainBench::default()
             };
             if let Some(t) = threads {
@@ -476,10 +571,16 @@ fn run(cli: Cli) -> Result<()> {
             batch_size,
             batches,
             threads,
+            n,
+            device,
+            precision,
         }) => {
             let mut b = bench::InferBench {
+                n,
                 batch_size,
                 batches,
+                device: ptycho_workbench::array::parse_device(&device)?,
+                precision: precision.parse()?,
                 ..bench::InferBench::default()
             };
             if let Some(t) = threads {
@@ -492,10 +593,86 @@ fn run(cli: Cli) -> Result<()> {
             patches,
             repeats,
             threads,
+            device,
         }) => {
             let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let device = ptycho_workbench::array::parse_device(&device)?;
             print_bench(
-                &bench::stitch_bench(patches, repeats, threads, &bench::default_python())?,
+                &bench::stitch_bench(patches, repeats, threads, device, &bench::default_python())?,
+                json,
+            )?;
+        }
+        Command::Bench(BenchCommand::SameSeed {
+            device,
+            gridsize,
+            steps,
+            out,
+        }) => {
+            let device = ptycho_workbench::array::parse_device(&device)?;
+            let r = bench::same_seed_losses(device, gridsize, steps)?;
+            let json = serde_json::to_string_pretty(&r)?;
+            if let Some(p) = out {
+                ptycho_workbench::data::atomic::write_bytes_atomic(&p, json.as_bytes())?;
+            }
+            println!("{json}");
+            // float32 on two devices: summation order differs, a few steps stay close
+            if r.max_relative_difference > 1e-3 {
+                bail!(
+                    "losses on {} differ from the CPU's by up to {:.2e} (more than 1e-3)",
+                    r.device,
+                    r.max_relative_difference
+                );
+            }
+        }
+        Command::Bench(BenchCommand::Metrics { json, repeats }) => {
+            print_bench(&bench::metrics_bench(512, repeats, 1, &bench::default_python())?, json)?;
+        }
+        Command::Bench(BenchCommand::All {
+            json,
+            device,
+            threads,
+            train_batch,
+            precision,
+            quick,
+            results,
+        }) => {
+            let mut cfg = bench::SuiteConfig {
+                device: ptycho_workbench::array::parse_device(&device)?,
+                quick,
+                train_batches: train_batch,
+                precision: precision.parse()?,
+                ..bench::SuiteConfig::default()
+            };
+            if let Some(t) = threads {
+                cfg.threads = t;
+            }
+            let report = bench::run_suite(&cfg, &mut |rows| {
+                for r in rows {
+                    eprintln!("done: {} ({:.3} {}, {:.2}x)", r.name, r.ours, r.unit, r.ratio);
+                }
+            });
+            let path = bench::save_report(&report, &results)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", bench::format_report(&report));
+                println!("saved {}", path.display());
+            }
+            if !report.failures.is_empty() {
+                bail!("{} benchmark(s) failed", report.failures.len());
+            }
+        }
+        Command::Bench(BenchCommand::Iterative {
+            json,
+            iterations,
+            repeats,
+            threads,
+            device,
+        }) => {
+            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let device = ptycho_workbench::array::parse_device(&device)?;
+            print_bench(
+                &bench::iterative_bench(iterations, repeats, threads, device, &bench::default_python())?,
                 json,
             )?;
         }
@@ -652,6 +829,7 @@ fn run(cli: Cli) -> Result<()> {
                 recon.metadata.seconds_stitch
             );
         }
+        Command::Study(c) => study::run(c)?,
         Command::Train(a) => {
             let spec = job_spec(a)?;
             let result = train_job(&spec, terminal_observer().as_mut())?;

@@ -17,6 +17,31 @@ use crate::error::{Error, Result};
 /// - returns the sum `[H, W]` complex64 and the coverage `[H, W]` f32
 ///   (divide where coverage > 0 to get the average)
 pub fn accumulate(patches: &Tensor, positions_px: &Tensor, crop: i64, h: i64, w: i64) -> Result<(Tensor, Tensor)> {
+    accumulate_with(patches, positions_px, crop, h, w, Scatter::Auto)
+}
+
+/// How [`accumulate_with`] adds the blocks onto the canvas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scatter {
+    /// [`Scatter::Host`] for CPU tensors, [`Scatter::Tensor`] otherwise.
+    Auto,
+    /// libtorch ops on the patches' device (one scatter-add each for the
+    /// values and the coverage): the GPU path.
+    Tensor,
+    /// A loop on the host (CPU tensors only; several times faster there).
+    Host,
+}
+
+/// [`accumulate`] with an explicit [`Scatter`] method (both give the same
+/// result to rounding; tests run both).
+pub fn accumulate_with(
+    patches: &Tensor,
+    positions_px: &Tensor,
+    crop: i64,
+    h: i64,
+    w: i64,
+    method: Scatter,
+) -> Result<(Tensor, Tensor)> {
     let s = patches.size();
     if s.len() != 3 || s[1] != s[2] {
         return Err(Error::shape("patches", "[B, N, N]", format!("{s:?}")));
@@ -64,6 +89,37 @@ pub fn accumulate(patches: &Tensor, positions_px: &Tensor, crop: i64, h: i64, w:
         frac.extend([(p[0] - x0) as f32, (p[1] - y0) as f32]);
         origin.push((r + block) * pw + (c + block));
     }
+    let trim = |t: Tensor| t.narrow(0, block, h).narrow(1, block, w).contiguous();
+    let on_host = match method {
+        Scatter::Auto => device == tch::Device::Cpu,
+        Scatter::Tensor => false,
+        Scatter::Host if device != tch::Device::Cpu => {
+            return Err(Error::value("patches", "the host scatter needs CPU tensors"));
+        }
+        Scatter::Host => true,
+    };
+    if on_host {
+        let start = n / 2 - crop / 2;
+        let cropped: Vec<f32> = Vec::try_from(
+            patches
+                .narrow(1, start, crop)
+                .narrow(2, start, crop)
+                .view_as_real()
+                .contiguous()
+                .view(-1),
+        )?;
+        let (sum, coverage) = accumulate_host(
+            &cropped,
+            &keep,
+            &frac,
+            &origin,
+            crop as usize,
+            (ph * pw) as usize,
+            pw as usize,
+        );
+        let sum = trim(Tensor::from_slice(&sum).view([ph, pw, 2])).view_as_complex();
+        return Ok((sum, trim(Tensor::from_slice(&coverage).view([ph, pw]))));
+    }
     let mut sum = Tensor::zeros([ph * pw, 2], (Kind::Float, device));
     let mut coverage = Tensor::zeros([ph * pw], (Kind::Float, device));
     if !keep.is_empty() {
@@ -108,9 +164,47 @@ pub fn accumulate(patches: &Tensor, positions_px: &Tensor, crop: i64, h: i64, w:
         let _ = sum.index_add_(0, &idx, &values.view_as_real().reshape([-1, 2]));
         let _ = coverage.index_add_(0, &idx, &ones.reshape([-1]));
     }
-    let trim = |t: Tensor| t.narrow(0, block, h).narrow(1, block, w).contiguous();
     let sum = trim(sum.view([ph, pw, 2])).view_as_complex();
     Ok((sum, trim(coverage.view([ph, pw]))))
+}
+
+/// The scatter of [`accumulate`] as a loop on the host: crop `keep[j]`
+/// (interleaved re/im in `cropped`, `[B, M, M, 2]`) with fractional offset
+/// `frac[2j..2j+2]` adds its four bilinear copies at flat canvas index
+/// `origin[j]` of a padded canvas `pw` wide. Returns the interleaved sum and
+/// the coverage, `len` pixels each.
+fn accumulate_host(
+    cropped: &[f32],
+    keep: &[i64],
+    frac: &[f32],
+    origin: &[i64],
+    crop: usize,
+    len: usize,
+    pw: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut sum = vec![0f32; 2 * len];
+    let mut coverage = vec![0f32; len];
+    for (j, &k) in keep.iter().enumerate() {
+        let (fx, fy) = (frac[2 * j], frac[2 * j + 1]);
+        let src = &cropped[k as usize * crop * crop * 2..(k as usize + 1) * crop * crop * 2];
+        let o = origin[j] as usize;
+        for (dy, wy) in [(0, 1.0 - fy), (1, fy)] {
+            for (dx, wx) in [(0, 1.0 - fx), (1, fx)] {
+                let weight = wy * wx;
+                for i in 0..crop {
+                    let row = o + (i + dy) * pw + dx;
+                    let dst = &mut sum[2 * row..2 * (row + crop)];
+                    for (d, v) in dst.iter_mut().zip(&src[2 * i * crop..2 * (i + 1) * crop]) {
+                        *d += weight * v;
+                    }
+                    for c in &mut coverage[row..row + crop] {
+                        *c += weight;
+                    }
+                }
+            }
+        }
+    }
+    (sum, coverage)
 }
 
 #[cfg(test)]

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# One short GPU check, for a machine with CUDA, PyTorch and no Rust toolchain.
+#
+#   scripts/gpu_check.sh RESULTS_DIR TORCH_LIB_DIR [PTYCHO_BINARY] [PYTHON]
+#
+# RESULTS_DIR    where every figure and log goes (created)
+# TORCH_LIB_DIR  the machine's own libtorch folder (e.g. …/site-packages/torch/lib),
+#                the same torch version the binary was built against
+# PTYCHO_BINARY  a release `ptycho` built elsewhere (default: ./ptycho, then
+#                target/release/ptycho); strip it to keep what is sent small
+# PYTHON         a python with torch, numpy, scipy, scikit-image (default: python3)
+#
+# Steps, each logged to RESULTS_DIR/<step>.log (a failing step is recorded
+# and the others go on; the exit status is non-zero if any failed):
+#  1. nvidia-smi and the binary's view of CUDA (`ptycho bench` needs it);
+#  2. a few training steps on CPU and on CUDA from the same seed, losses compared;
+#  3. training throughput, batch 16/64/256, fp32 and fp16 autocast, against the
+#     plain-PyTorch reference on the same GPU (FLOP/s as a fraction of the
+#     measured matmul peak);
+#  4. inference positions/s at N = 64 and N = 128;
+#  5. the iterative solver and stitching on the GPU;
+# and prints a short table last (RESULTS_DIR/summary.txt).
+set -uo pipefail
+
+RESULTS=${1:?usage: gpu_check.sh RESULTS_DIR TORCH_LIB_DIR [PTYCHO_BINARY] [PYTHON]}
+TORCH_LIB=${2:?usage: gpu_check.sh RESULTS_DIR TORCH_LIB_DIR [PTYCHO_BINARY] [PYTHON]}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${3:-}
+if [ -z "$BIN" ]; then
+    for c in "$HERE/ptycho" "$HERE/target/release/ptycho"; do
+        [ -x "$c" ] && BIN=$c && break
+    done
+fi
+[ -x "${BIN:-}" ] || { echo "no ptycho binary (give its path as the third argument)" >&2; exit 2; }
+PY=${4:-python3}
+DEVICE=${PTYCHO_GPU_DEVICE:-cuda}
+
+mkdir -p "$RESULTS"
+export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PTYCHO_PYTHON="$PY"
+export OMP_WAIT_POLICY=passive
+# the binary finds benches/*.py next to the repository it was built from;
+# on the GPU machine that is this checkout
+export PTYCHO_BENCHES="$HERE/benches"
+FAILED=0
+
+step() {
+    local name=$1; shift
+    local t0=$SECONDS
+    if "$@" >"$RESULTS/$name.log" 2>&1; then
+        echo "ok      $name ($((SECONDS - t0)) s)" | tee -a "$RESULTS/steps.txt"
+    else
+        echo "FAILED  $name ($((SECONDS - t0)) s): see $name.log" | tee -a "$RESULTS/steps.txt"
+        FAILED=1
+    fi
+}
+
+: >"$RESULTS/steps.txt"
+step environment bash -c "nvidia-smi; '$PY' -c 'import torch; print(torch.__version__, torch.cuda.is_available(), torch.cuda.get_device_name(0))'; '$BIN' --version"
+step same-seed "$BIN" bench same-seed --device "$DEVICE" --out "$RESULTS/same_seed.json"
+for batch in 16 64 256; do
+    step "train-b$batch-fp32" "$BIN" bench train --device "$DEVICE" --batch-size "$batch" --steps 20 --json
+done
+if [ "$DEVICE" != cpu ]; then  # autocast is CUDA's
+    step train-b64-fp16 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps 20 --precision fp16 --json
+fi
+step infer-n64 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size 4096 --batches 10 --json
+step infer-n128 "$BIN" bench infer --device "$DEVICE" --n 128 --batch-size 1024 --batches 10 --json
+if [ "$DEVICE" != cpu ]; then
+    step infer-n64-fp16 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size 4096 --batches 10 --precision fp16 --json
+fi
+step iterative "$BIN" bench iterative --device "$DEVICE" --iterations 20 --json
+step stitch "$BIN" bench stitch --device "$DEVICE" --patches 65536 --json
+step suite "$BIN" bench all --device "$DEVICE" --quick --results "$RESULTS/suite"
+
+# the short table: one line per benchmark row of every JSON log
+"$PY" - "$RESULTS" >"$RESULTS/summary.txt" <<'EOF'
+import json, pathlib, sys
+d = pathlib.Path(sys.argv[1])
+print(f"{'benchmark':<52} {'ours':>12} {'reference':>12} {'unit':<12} {'ratio':>7} {'TFLOP/s':>8} {'peak':>6}")
+for log in sorted(d.glob("*.log")):
+    text = log.read_text()
+    start = text.find("[")
+    try:
+        rows = json.loads(text[start:]) if start >= 0 else []
+    except json.JSONDecodeError:
+        continue
+    for r in rows if isinstance(rows, list) else []:
+        f = r.get("flops_per_unit")
+        fl = f"{f * r['ours'] / 1e12:.2f}" if f else "-"
+        p = r.get("peak_fraction")
+        pk = f"{100 * p:.0f}%" if p else "-"
+        print(f"{r['name']:<52} {r['ours']:>12.1f} {r['reference']:>12.1f} {r['unit']:<12} {r['ratio']:>6.2f}x {fl:>8} {pk:>6}")
+same = d / "same_seed.json"
+if same.exists():
+    s = json.loads(same.read_text())
+    print(f"same seed CPU vs {s['device']}: losses {s['cpu_losses']} vs {s['device_losses']}, "
+          f"largest relative difference {s['max_relative_difference']:.2e}")
+EOF
+cat "$RESULTS/steps.txt" "$RESULTS/summary.txt"
+exit $FAILED
