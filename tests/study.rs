@@ -364,3 +364,73 @@ fn cli_failure_isolation_lock_and_slurm_tasks() -> TestResult {
     }
     Ok(())
 }
+
+/// kill -9 at two moments of a CLI run (one dose, one gridsize, two views),
+/// then a run to the end: every job that had a completed record before the
+/// last run is skipped as up to date, everything ends up to date (every
+/// recorded file matches its checksum), and the datasets and metrics equal
+/// those of an uninterrupted run.
+#[test]
+fn a_run_killed_twice_resumes_without_redoing_finished_jobs() -> TestResult {
+    let mut cfg = ci_config();
+    cfg.doses_photons = vec![1e4];
+    cfg.gridsizes = vec![1];
+    let tmp = tempfile::tempdir()?;
+    let config = tmp.path().join("study.toml");
+    std::fs::write(&config, cfg.to_toml()?)?;
+    let (killed, clean) = (tmp.path().join("killed"), tmp.path().join("clean"));
+    let (cs, ks, ns) = (
+        config.to_str().unwrap(),
+        killed.to_str().unwrap(),
+        clean.to_str().unwrap(),
+    );
+
+    for after_ms in [1000u64, 2000] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ptycho"))
+            .args(["study", "run", "--config", cs, "--out", ks])
+            .env("OMP_NUM_THREADS", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        std::thread::sleep(std::time::Duration::from_millis(after_ms));
+        child.kill()?; // SIGKILL
+        child.wait()?;
+    }
+    let completed_before: Vec<String> = plan(&cfg)
+        .iter()
+        .map(|j| j.id())
+        .filter(|id| {
+            std::fs::read_to_string(killed.join(format!("records/{id}.json")))
+                .ok()
+                .and_then(|t| serde_json::from_str::<JobRecordV1>(&t).ok())
+                .is_some_and(|r| r.status == JobStatus::Completed)
+        })
+        .collect();
+    assert!(!completed_before.is_empty(), "nothing finished before the kills");
+    let n_jobs = plan(&cfg).len();
+    assert!(
+        completed_before.len() < n_jobs,
+        "the kills came after the run had ended"
+    );
+    let out = ptycho(&["study", "run", "--config", cs, "--out", ks], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for id in &completed_before {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(id.as_str()) && l.contains("skipped: up to date")),
+            "{id} was redone after the kill:\n{err}"
+        );
+    }
+    let status = study::study_status(&killed)?;
+    assert_eq!(status.n_up_to_date, status.n_jobs, "{:?}", status.jobs);
+
+    let out = ptycho(&["study", "run", "--config", cs, "--out", ns], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["data/dose_1e4/train.npz", "data/dose_1e4/dense/test.npz"] {
+        assert_eq!(std::fs::read(killed.join(f))?, std::fs::read(clean.join(f))?, "{f}");
+    }
+    let metrics = |d: &Path| std::fs::read_to_string(d.join("report/metrics.csv")).expect("metrics.csv");
+    assert_eq!(metrics(&killed), metrics(&clean));
+    Ok(())
+}
