@@ -143,15 +143,52 @@ fn configure_mesh<DB: DrawingBackend>(
         .map_err(draw_err)
 }
 
-fn draw_legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart<'a, DB>) -> Result<()> {
+fn draw_legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart<'a, DB>, position: SeriesLabelPosition) -> Result<()> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
         .label_font(font(TICK_SIZE))
         .draw()
         .map_err(draw_err)
+}
+
+/// The corner whose legend would hide the fewest data: every line, sampled
+/// along its segments, placed in the unit square of its axes (`u`, `v` in
+/// 0..1); a corner is the outer 40 % on both axes. Ties keep the upper right.
+fn legend_corner(lines: &[Vec<(f64, f64)>]) -> SeriesLabelPosition {
+    let mut counts = [0usize; 4]; // upper right, upper left, lower right, lower left
+    let mut count = |u: f64, v: f64| {
+        let (right, left, upper, lower) = (u > 0.6, u < 0.4, v > 0.6, v < 0.4);
+        for (k, hit) in [right && upper, left && upper, right && lower, left && lower]
+            .into_iter()
+            .enumerate()
+        {
+            counts[k] += usize::from(hit);
+        }
+    };
+    for line in lines {
+        for w in line.windows(2) {
+            let ((u0, v0), (u1, v1)) = (w[0], w[1]);
+            if !(u0.is_finite() && v0.is_finite() && u1.is_finite() && v1.is_finite()) {
+                continue;
+            }
+            for i in 0..10 {
+                let t = i as f64 / 10.0;
+                count(u0 + t * (u1 - u0), v0 + t * (v1 - v0));
+            }
+        }
+        if let Some(&(u, v)) = line.last().filter(|p| p.0.is_finite() && p.1.is_finite()) {
+            count(u, v);
+        }
+    }
+    match (0..4).min_by_key(|&k| counts[k]).unwrap_or(0) {
+        0 => SeriesLabelPosition::UpperRight,
+        1 => SeriesLabelPosition::UpperLeft,
+        2 => SeriesLabelPosition::LowerRight,
+        _ => SeriesLabelPosition::LowerLeft,
+    }
 }
 
 /// Runs of consecutive finite points (a NaN breaks the line).
@@ -324,7 +361,28 @@ pub(super) fn draw_lines<'a, DB: DrawingBackend + 'a>(area: &'a DrawingArea<DB, 
         }
     }
     if labelled {
-        draw_legend(&mut chart)?;
+        let unit = |v: f64, lo: f64, hi: f64| (v - lo) / (hi - lo);
+        let mut lines: Vec<Vec<(f64, f64)>> = p
+            .series
+            .iter()
+            .map(|s| {
+                s.x.iter()
+                    .zip(&s.y)
+                    .map(|(&x, &y)| (unit(x, x0, x1), unit(ty(y), y0, y1)))
+                    .collect()
+            })
+            .collect();
+        if let Some(s) = secondary {
+            let t2 = |v: f64| if s.log_y { v.log10() } else { v };
+            lines.extend(s.series.iter().map(|ser| {
+                ser.x
+                    .iter()
+                    .zip(&ser.y)
+                    .map(|(&x, &y)| (unit(x, x0, x1), unit(t2(y), y2.0, y2.1)))
+                    .collect()
+            }));
+        }
+        draw_legend(&mut chart, legend_corner(&lines))?;
     }
     Ok(())
 }
@@ -521,7 +579,35 @@ pub(super) fn draw_bars<'a, DB: DrawingBackend + 'a>(area: &'a DrawingArea<DB, S
         }
     }
     if p.groups.len() > 1 {
-        draw_legend(&mut chart)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corner_name(p: SeriesLabelPosition) -> &'static str {
+        match p {
+            SeriesLabelPosition::UpperRight => "upper right",
+            SeriesLabelPosition::UpperLeft => "upper left",
+            SeriesLabelPosition::LowerRight => "lower right",
+            SeriesLabelPosition::LowerLeft => "lower left",
+            _ => "other",
+        }
+    }
+
+    #[test]
+    fn the_legend_avoids_the_data() {
+        // a rising line fills the lower left and upper right corners
+        let rising = vec![vec![(0.0, 0.0), (1.0, 1.0)]];
+        assert_eq!(corner_name(legend_corner(&rising)), "upper left");
+        // a loss curve falling from the upper left to a floor on the right
+        let falling = vec![vec![(0.0, 1.0), (0.2, 0.3), (1.0, 0.05)]];
+        assert_eq!(corner_name(legend_corner(&falling)), "upper right");
+        // lines across the top leave the lower right (first free after the upper corners)
+        let top = vec![vec![(0.0, 0.9), (1.0, 0.95)], vec![(0.0, 0.7), (1.0, 0.8)]];
+        assert_eq!(corner_name(legend_corner(&top)), "lower right");
+    }
 }
