@@ -34,6 +34,13 @@ fi
 [ -x "${BIN:-}" ] || { echo "no ptycho binary (give its path as the third argument)" >&2; exit 2; }
 PY=${4:-python3}
 DEVICE=${PTYCHO_GPU_DEVICE:-cuda}
+# PTYCHO_GPU_DEVICE=cpu tries the script on a machine without a GPU, at
+# sizes a CPU finishes in minutes
+if [ "$DEVICE" = cpu ]; then
+    BATCHES="16"; STEPS=2; INFER64=64; INFER128=16; PATCHES=4096
+else
+    BATCHES="16 64 256"; STEPS=20; INFER64=4096; INFER128=1024; PATCHES=65536
+fi
 
 mkdir -p "$RESULTS"
 export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -58,19 +65,19 @@ step() {
 : >"$RESULTS/steps.txt"
 step environment bash -c "nvidia-smi; '$PY' -c 'import torch; print(torch.__version__, torch.cuda.is_available(), torch.cuda.get_device_name(0))'; '$BIN' --version"
 step same-seed "$BIN" bench same-seed --device "$DEVICE" --out "$RESULTS/same_seed.json"
-for batch in 16 64 256; do
-    step "train-b$batch-fp32" "$BIN" bench train --device "$DEVICE" --batch-size "$batch" --steps 20 --json
+for batch in $BATCHES; do
+    step "train-b$batch-fp32" "$BIN" bench train --device "$DEVICE" --batch-size "$batch" --steps "$STEPS" --json
 done
 if [ "$DEVICE" != cpu ]; then  # autocast is CUDA's
-    step train-b64-fp16 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps 20 --precision fp16 --json
+    step train-b64-fp16 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --precision fp16 --json
 fi
-step infer-n64 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size 4096 --batches 10 --json
-step infer-n128 "$BIN" bench infer --device "$DEVICE" --n 128 --batch-size 1024 --batches 10 --json
+step infer-n64 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size "$INFER64" --batches 10 --json
+step infer-n128 "$BIN" bench infer --device "$DEVICE" --n 128 --batch-size "$INFER128" --batches 10 --json
 if [ "$DEVICE" != cpu ]; then
-    step infer-n64-fp16 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size 4096 --batches 10 --precision fp16 --json
+    step infer-n64-fp16 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size "$INFER64" --batches 10 --precision fp16 --json
 fi
 step iterative "$BIN" bench iterative --device "$DEVICE" --iterations 20 --json
-step stitch "$BIN" bench stitch --device "$DEVICE" --patches 65536 --json
+step stitch "$BIN" bench stitch --device "$DEVICE" --patches "$PATCHES" --json
 step suite "$BIN" bench all --device "$DEVICE" --quick --results "$RESULTS/suite"
 
 # the short table: one line per benchmark row of every JSON log

@@ -62,6 +62,8 @@ pub const HISTORY_FILE: &str = "history.csv";
 pub fn train_job(spec: &JobSpec, observer: &mut dyn TrainObserver) -> Result<JobResult> {
     let started = Instant::now();
     std::fs::create_dir_all(&spec.out_dir).map_err(|e| Error::io(&spec.out_dir, e))?;
+    // what a killed earlier run of this job was writing (a 20 MB bundle, say)
+    crate::data::atomic::remove_stale_temps(&spec.out_dir);
     let mut result = JobResult {
         status: "failed".into(),
         error: None,

@@ -249,6 +249,19 @@ impl SimConfig {
                 format!("must be positive, got {}", s.spacing_px),
             ));
         }
+        // a raster's size follows from the spacing: bound it before allocating
+        let per_axis = (self.object_size_px.saturating_sub(self.size_px) as f64 / s.spacing_px).floor() + 1.0;
+        if s.kind == ScanKind::Raster && per_axis * per_axis > 10_000_000.0 {
+            return Err(Error::config(
+                "scan.spacing_px",
+                format!(
+                    "{} px gives {:.3e} raster positions on a {} px object (at most 10 000 000)",
+                    s.spacing_px,
+                    per_axis * per_axis,
+                    self.object_size_px
+                ),
+            ));
+        }
         if s.n_images == Some(0) {
             return Err(Error::config("scan.n_images", "must be at least 1"));
         }

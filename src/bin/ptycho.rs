@@ -937,6 +937,14 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `println!` into a closed pipe (`ptycho … | head`)
+    // panics; restore the default, which ends the process quietly as it ends
+    // `cat` or `ls`.
+    #[cfg(unix)]
+    // SAFETY: called first in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // A bug must still end in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error (please report): {info}");

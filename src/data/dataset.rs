@@ -17,6 +17,10 @@ use crate::error::{Error, Result};
 /// Patch sizes the models support.
 pub const SUPPORTED_N: [usize; 3] = [32, 64, 128];
 
+/// Largest object canvas side (pixels) that positions may imply when a
+/// dataset has no ground-truth object (a complex64 canvas of 2 GiB).
+pub const MAX_CANVAS_PX: usize = 16384;
+
 /// Far-field geometry, needed to express pixels in metres.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -214,6 +218,16 @@ impl Dataset {
                 format!("{reason} {x} in pattern {}", i / (big_n * big_n)),
             ));
         }
+        let any_light = match self.diffraction.as_slice() {
+            Some(v) => v.par_iter().any(|&x| x > 0.0),
+            None => self.diffraction.iter().any(|&x| x > 0.0),
+        };
+        if !any_light {
+            return Err(Error::value(
+                "diffraction",
+                "is zero everywhere: no pattern recorded any photons (a single dark pattern is accepted)",
+            ));
+        }
         if let Some(p) = &self.patches
             && p.shape() != [n, big_n, big_n]
         {
@@ -244,6 +258,27 @@ impl Dataset {
                         ),
                     ));
                 }
+            }
+        }
+        if self.object.is_none() {
+            // the canvas is then sized from the positions: bound it before
+            // anyone allocates it (a stray 1e9 would ask for exabytes)
+            let (lo, hi) = (-((big_n / 2) as f64), MAX_CANVAS_PX as f64 - (big_n / 2) as f64);
+            if let Some((i, p)) = self
+                .positions_px
+                .outer_iter()
+                .enumerate()
+                .find(|(_, p)| p.iter().any(|&v| v < lo || v > hi))
+            {
+                return Err(Error::value(
+                    "positions",
+                    format!(
+                        "position {i} (x = {}, y = {}) is outside the largest object canvas \
+                         ({MAX_CANVAS_PX}×{MAX_CANVAS_PX} px): without a ground-truth object, positions must \
+                         lie in {lo} ≤ x, y ≤ {hi} object pixels",
+                        p[0], p[1]
+                    ),
+                ));
             }
         }
         Ok(())

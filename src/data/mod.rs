@@ -11,7 +11,7 @@ pub mod npz;
 pub mod product;
 
 pub use cxi::read_cxi;
-pub use dataset::{Dataset, DatasetSummary, Geometry, Metadata, SUPPORTED_N, SplitAxis};
+pub use dataset::{Dataset, DatasetSummary, Geometry, MAX_CANVAS_PX, Metadata, SUPPORTED_N, SplitAxis};
 pub use npz::{read_npz, write_npz};
 pub use product::{Product, read_product, write_product};
 

@@ -284,6 +284,9 @@ pub fn decode(bytes: &[u8], path: &Path, what: &str) -> Result<NpyArray> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| bad(format!("shape {:?} is too large", h.shape)))?;
+    if h.descr.len() < 2 || !h.descr.is_ascii() {
+        return Err(bad(format!("unsupported dtype `{}`", h.descr)));
+    }
     let (order, kind) = h.descr.split_at(1);
     let big = match order {
         "<" | "|" | "=" => false,
@@ -419,6 +422,15 @@ mod tests {
             e.contains("t.npz") && e.contains("xcoords") && e.contains("truncated"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn empty_or_non_ascii_dtypes_are_errors() {
+        for descr in ["", "<", "é4", "<é"] {
+            let bytes = header_bytes(descr, &[1]);
+            let e = decode(&bytes, Path::new("d.npy"), "x").unwrap_err().to_string();
+            assert!(e.contains("unsupported dtype"), "{descr}: {e}");
+        }
     }
 
     #[test]
