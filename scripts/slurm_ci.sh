@@ -8,7 +8,8 @@
 #    requested), submits the stage arrays, waits for the queue to drain;
 # 4. checks that every job is recorded completed and the report exists;
 # 5. stops the daemons it started.
-# Set PTYCHO_SKIP_SLURM=1 to skip (prints why and exits 0).
+# Set PTYCHO_SKIP_SLURM=1 to skip (prints why and exits 0); without root or
+# sudo it is skipped too, except under CI=true, where that is an error.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${1:-$ROOT/target/debug/ptycho}
@@ -20,7 +21,10 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then
     if sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
         echo "slurm_ci: needs root (or passwordless sudo) to run the Slurm daemons" >&2
-        exit 1
+        # a developer's machine skips it; CI must run it
+        if [ "${CI:-}" = true ]; then exit 1; fi
+        echo "slurm_ci: skipped (not root, not CI)"
+        exit 0
     fi
 fi
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null || ! command -v sbatch >/dev/null; then
