@@ -70,13 +70,18 @@ impl Default for SimulateBench {
             n_images: 4096,
             size_px: 64,
             repeats: 5,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: default_threads(),
             // the middle of the dose study's range, and a high dose where
             // most pixels need the large-rate Poisson sampler
             doses_photons: vec![1e4, 1e6],
             python: default_python(),
         }
     }
+}
+
+/// Threads the benchmarks use unless told otherwise: every core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The project's Python (`.venv/bin/python`), or `PTYCHO_PYTHON`.
@@ -374,7 +379,7 @@ impl Default for TrainBench {
             batch_size: 16,
             steps: 10,
             warmup: 2,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: default_threads(),
             python: default_python(),
             device: tch::Device::Cpu,
             precision: Precision::Fp32,
@@ -575,7 +580,7 @@ impl Default for InferBench {
             batch_size: 64,
             batches: 5,
             warmup: 1,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: default_threads(),
             python: default_python(),
             device: tch::Device::Cpu,
             precision: Precision::Fp32,

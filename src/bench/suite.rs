@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use super::{
-    BenchRow, InferBench, Precision, SimulateBench, TrainBench, default_python, group_bench, infer_bench,
-    iterative_bench, median, metrics_bench, simulate_bench, stitch_bench, train_bench,
+    BenchRow, InferBench, Precision, SimulateBench, TrainBench, default_python, default_threads, group_bench,
+    infer_bench, iterative_bench, median, metrics_bench, simulate_bench, stitch_bench, train_bench,
 };
 use crate::data::atomic::write_bytes_atomic;
 use crate::error::{Error, Result};
@@ -31,7 +31,7 @@ impl Default for SuiteConfig {
     fn default() -> Self {
         SuiteConfig {
             device: Device::Cpu,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: default_threads(),
             python: default_python(),
             quick: false,
             train_batches: vec![16],

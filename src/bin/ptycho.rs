@@ -595,7 +595,7 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             device,
         }) => {
-            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let threads = threads.unwrap_or_else(bench::default_threads);
             let device = ptycho_workbench::array::parse_device(&device)?;
             print_bench(
                 &bench::stitch_bench(patches, repeats, threads, device, &bench::default_python())?,
@@ -669,7 +669,7 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             device,
         }) => {
-            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let threads = threads.unwrap_or_else(bench::default_threads);
             let device = ptycho_workbench::array::parse_device(&device)?;
             print_bench(
                 &bench::iterative_bench(iterations, repeats, threads, device, &bench::default_python())?,
