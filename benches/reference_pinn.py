@@ -53,12 +53,13 @@ class Decoder(nn.Module):
         h = z
         for blk in self.base:
             h = F.interpolate(blk(h), scale_factor=2, mode="nearest")
-        c = self.centre(h[:, :-4])
-        c = math.pi * torch.tanh(c) if self.phase else torch.sigmoid(c)
+        act = (lambda t: math.pi * torch.tanh(t)) if self.phase else torch.sigmoid
+        c = act(self.centre(h[:, :-4]))
         q = self.n // 4
         out = F.pad(c, (q, q, q, q))
         b = F.interpolate(self.border(h[:, -4:]), scale_factor=2, mode="nearest")
-        return out + F.silu(self.border_out(b)) * self.mask
+        # the border uses the centre's activations (ptycho-workbench's default)
+        return out + act(self.border_out(b)) * self.mask
 
 
 class Pinn(nn.Module):

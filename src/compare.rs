@@ -13,7 +13,7 @@ use crate::data::atomic::write_bytes_atomic;
 use crate::data::product::read_recon_object;
 use crate::data::{Dataset, read_dataset};
 use crate::error::{Error, Result};
-use crate::metrics::{AlignConfig, Comparison, ScanRegion, compare_objects, frc_table, metrics_table};
+use crate::metrics::{AlignConfig, Comparison, PhaseScale, ScanRegion, compare_objects, frc_table, metrics_table};
 
 /// Half width of the default metric region around the scan positions: half
 /// the stitched crop (PtychoPINN: `M/2` with `M = 20`).
@@ -125,18 +125,23 @@ pub fn write_comparison(
 }
 
 /// `ptycho compare`: reads the truth dataset and each reconstruction NPZ
-/// (`object`), compares, writes into `dir`.
+/// (`object`), compares with [`default_align`] and `phase_scale`, writes
+/// into `dir`.
 pub fn compare_files(
     truth_path: &Path,
     recons: &[(String, PathBuf)],
     dir: &Path,
     margin_px: f64,
+    phase_scale: PhaseScale,
 ) -> Result<CompareOutputs> {
     if recons.is_empty() {
         return Err(Error::config("recon", "give at least one reconstruction"));
     }
     let truth = read_dataset(truth_path)?;
-    let cfg = default_align(&truth, margin_px)?;
+    let cfg = AlignConfig {
+        phase_scale,
+        ..default_align(&truth, margin_px)?
+    };
     let objects: Vec<(String, Array2<Complex32>)> = recons
         .iter()
         .map(|(l, p)| read_recon_object(p).map(|o| (l.clone(), o)))

@@ -25,7 +25,11 @@ use crate::physics::{self, ZonePlate};
 #[serde(rename_all = "kebab-case")]
 pub enum ObjectKind {
     SiemensStar,
+    /// Sparse thin lines with a Gaussian cross-section (`line_width_px`).
     Lines,
+    /// PtychoPINN's lines texture: thin lines on broad blurred ridges
+    /// ([`physics::object::multiscale_lines`]).
+    MultiscaleLines,
     Blobs,
     /// A grayscale PNG (`object.path`).
     Png,
@@ -49,7 +53,8 @@ pub struct ObjectConfig {
     /// PNG file for `kind = "png"`.
     pub path: Option<PathBuf>,
     pub png_use: PngUse,
-    /// Spokes (star), lines or blobs; `None` = 36, 100, 30.
+    /// Spokes (star), lines, multiscale lines (on the doubled canvas) or
+    /// blobs; `None` = 36, 100, 400, 30.
     pub features: Option<usize>,
     /// Line σ for `lines`, pixels.
     pub line_width_px: f64,
@@ -286,6 +291,9 @@ fn make_object(cfg: &SimConfig, device: Device) -> Result<Tensor> {
         ObjectKind::SiemensStar => physics::object::siemens_star(side, side, o.features.unwrap_or(36), device)?,
         ObjectKind::Lines => {
             physics::object::random_lines(side, side, o.features.unwrap_or(100), o.line_width_px, &mut rng, device)?
+        }
+        ObjectKind::MultiscaleLines => {
+            physics::object::multiscale_lines(side, side, o.features.unwrap_or(400), &mut rng, device)?
         }
         ObjectKind::Blobs => physics::object::random_blobs(side, side, o.features.unwrap_or(30), &mut rng, device)?,
         ObjectKind::Png => {

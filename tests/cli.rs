@@ -140,6 +140,42 @@ fn errors_are_one_line_non_zero_and_leave_nothing_behind() -> TestResult {
 }
 
 #[test]
+fn bad_schedule_and_phase_range_options_are_named() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let out = ptycho(&[
+        "train",
+        "--train",
+        &p("t.npz"),
+        "--out",
+        &p("run"),
+        "--lr-schedule",
+        "steps",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--lr-schedule") && err.contains("steps"), "{err}");
+    for bad in ["wide", "0", "nan"] {
+        let out = ptycho(&[
+            "compare",
+            "--truth",
+            &p("t.npz"),
+            "--recon",
+            &p("r.npz"),
+            "--out",
+            &p("cmp"),
+            "--phase-range",
+            bad,
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--phase-range"), "{bad}: {err}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path())?.count(), 0, "something was left behind");
+    Ok(())
+}
+
+#[test]
 fn config_file_with_an_unknown_key_is_refused_with_its_name() -> TestResult {
     let dir = tempfile::tempdir()?;
     let cfg = dir.path().join("sim.toml");
@@ -520,6 +556,27 @@ fn reconstruct_then_compare_writes_tables_and_a_figure() -> TestResult {
     );
     let png = image::open(dir.path().join("cmp/comparison.png"))?;
     assert!(png.width() > 600 && png.height() > 400);
+    // the truth's phase span as range: recorded, and stricter than R = 1
+    let out = ptycho(&[
+        "compare",
+        "--truth",
+        &p("ds.npz"),
+        "--recon",
+        &p("epie.npz"),
+        "--out",
+        &p("cmp_span"),
+        "--phase-range",
+        "span",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let span: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let (span, unit) = (&span[0], &json[0]);
+    assert_eq!(span["alignment"]["phase_scale"], "truth_span");
+    let range = span["alignment"]["phase_range"].as_f64().unwrap();
+    assert!(range > 0.0 && range < 1.0, "{range}");
+    assert!(span["phase"]["ssim"].as_f64().unwrap() <= unit["phase"]["ssim"].as_f64().unwrap());
+    assert_eq!(span["amplitude"], unit["amplitude"]);
     // a label count that does not match is refused before any work
     let out = ptycho(&[
         "compare",

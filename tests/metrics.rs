@@ -312,6 +312,54 @@ fn offset_alignment_removes_a_global_phase() -> TestResult {
 }
 
 #[test]
+fn truth_span_phase_range_is_the_aligned_truths_span() -> TestResult {
+    let t = object(40, 44);
+    // a prediction with some phase error beyond a global offset
+    let p = Array2::from_shape_fn((40, 44), |(y, x)| {
+        t[[y, x]] * Complex32::from_polar(1.0, 0.4 + 0.2 * ((x * y) as f32 * 0.05).sin())
+    });
+    let cfg = AlignConfig {
+        phase_align: PhaseAlign::Offset,
+        phase_scale: PhaseScale::TruthSpan,
+        ..AlignConfig::none()
+    };
+    let c = compare_objects(&t, &p, &cfg)?;
+    let (lo, hi) = c
+        .phase_truth
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    let tau = 2.0 * std::f64::consts::PI;
+    assert!((c.phase.data_range - (hi - lo) / tau).abs() < 1e-12);
+    assert!(hi - lo > 1.0, "the test object spans about 1.8 rad, got {}", hi - lo);
+    // the same numbers as the (scikit-image-checked) metrics of the phases
+    // mapped by (φ + π)/2π at that range
+    let unit = |a: &Array2<f64>| a.mapv(|v| (v + std::f64::consts::PI) / tau);
+    let (m, _) = image_metrics(unit(&c.phase_truth).view(), unit(&c.phase_pred).view(), (hi - lo) / tau)?;
+    assert_eq!(
+        (c.phase.ssim, c.phase.psnr, c.phase.ms_ssim),
+        (m.ssim, m.psnr, m.ms_ssim)
+    );
+    // the unit interval's larger range forgives more: a higher SSIM
+    let unit = compare_objects(
+        &t,
+        &p,
+        &AlignConfig {
+            phase_scale: PhaseScale::UnitInterval,
+            ..cfg.clone()
+        },
+    )?;
+    assert!(
+        unit.phase.ssim > c.phase.ssim,
+        "{} vs {}",
+        unit.phase.ssim,
+        c.phase.ssim
+    );
+    // a flat truth phase has no span
+    let flat = t.mapv(|v| Complex32::new(v.norm(), 0.0));
+    assert!(compare_objects(&flat, &p, &cfg).is_err());
+    Ok(())
+}
+
+#[test]
 fn plane_alignment_removes_a_linear_ramp() -> TestResult {
     let t = object(48, 48);
     let p = Array2::from_shape_fn(t.dim(), |(y, x)| {

@@ -10,10 +10,11 @@ use ptycho_workbench::bench::{self, SimulateBench};
 use ptycho_workbench::bundle::Bundle;
 use ptycho_workbench::data::{self, Product, SplitAxis};
 use ptycho_workbench::job::{JobSpec, train_job};
+use ptycho_workbench::metrics::PhaseScale;
 use ptycho_workbench::model::{ModelConfig, ModelKind};
 use ptycho_workbench::recon::{ReconConfig, write_recon_npz};
 use ptycho_workbench::simulate::{ObjectKind, ProbeKind, ScanKind, SimConfig, simulate_on};
-use ptycho_workbench::train::{TrainConfig, terminal_observer};
+use ptycho_workbench::train::{LrSchedule, TrainConfig, terminal_observer};
 
 #[path = "ptycho/study.rs"]
 mod study;
@@ -117,6 +118,11 @@ enum Command {
         /// Pixels added around the scanned region (positions ± 10 px).
         #[arg(long, default_value_t = 0.0)]
         margin_px: f64,
+        /// Phase SSIM/PSNR range: `unit` (phases mapped by (φ + π)/2π, R = 1:
+        /// PtychoPINN), `span` (mapped, R = the truth's phase span / 2π) or
+        /// a number of radians (unmapped).
+        #[arg(long, default_value = "unit")]
+        phase_range: String,
         #[arg(long)]
         out: PathBuf,
         /// Print the metrics as JSON instead of a table.
@@ -177,6 +183,15 @@ struct TrainArgs {
     /// Weight of the phase-gauge term of the PINN loss (default: the preset's).
     #[arg(long)]
     phase_gauge: Option<f64>,
+    /// plateau (reduce on plateau) or cosine (default: the preset's).
+    #[arg(long)]
+    lr_schedule: Option<String>,
+    /// Linear warm-up steps before the cosine (default: the preset's).
+    #[arg(long)]
+    warmup_steps: Option<usize>,
+    /// Multiplies every filter count of the network (default: the preset's).
+    #[arg(long)]
+    n_filters_scale: Option<usize>,
     /// Continue from OUT/checkpoint.safetensors.
     #[arg(long)]
     resume: bool,
@@ -203,7 +218,7 @@ struct SimulateArgs {
     /// TOML configuration; flags below override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// siemens-star, lines, blobs, or a PNG file.
+    /// siemens-star, lines, multiscale-lines, blobs, or a PNG file.
     #[arg(long)]
     object: Option<String>,
     /// zone-plate, disk, or a dataset .npz whose probeGuess to use.
@@ -432,12 +447,13 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig> {
         cfg.object.kind = match o.as_str() {
             "siemens-star" => ObjectKind::SiemensStar,
             "lines" => ObjectKind::Lines,
+            "multiscale-lines" => ObjectKind::MultiscaleLines,
             "blobs" => ObjectKind::Blobs,
             path if path.to_ascii_lowercase().ends_with(".png") => {
                 cfg.object.path = Some(PathBuf::from(path));
                 ObjectKind::Png
             }
-            other => bail!("--object: `{other}` is not siemens-star, lines, blobs or a .png file"),
+            other => bail!("--object: `{other}` is not siemens-star, lines, multiscale-lines, blobs or a .png file"),
         };
     }
     if let Some(p) = &a.probe {
@@ -490,17 +506,26 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
     train.grouping.n_groups = a.n_groups.or(train.grouping.n_groups);
     train.learning_rate = a.learning_rate.unwrap_or(train.learning_rate);
     train.loss.phase_gauge = a.phase_gauge.unwrap_or(train.loss.phase_gauge);
+    if let Some(s) = &a.lr_schedule {
+        train.lr_schedule = match s.as_str() {
+            "plateau" => LrSchedule::Plateau,
+            "cosine" => LrSchedule::Cosine,
+            other => bail!("--lr-schedule: `{other}` is not plateau or cosine"),
+        };
+    }
+    train.warmup_steps = a.warmup_steps.unwrap_or(train.warmup_steps);
     if let Some(s) = a.seed {
         train.seed = s;
         train.grouping.seed = s;
     }
     let n = data::read_dataset(&a.train)?.patch_size();
-    let model = ModelConfig {
+    let mut model = ModelConfig {
         kind,
         gridsize: a.gridsize,
         n,
         ..ModelConfig::default()
     };
+    model.n_filters_scale = a.n_filters_scale.unwrap_or(model.n_filters_scale);
     model.validate()?;
     train.validate()?;
     Ok(JobSpec {
@@ -768,9 +793,18 @@ fn run(cli: Cli) -> Result<()> {
             recons,
             labels,
             margin_px,
+            phase_range,
             out,
             json,
         } => {
+            let phase_scale = match phase_range.as_str() {
+                "unit" => PhaseScale::UnitInterval,
+                "span" => PhaseScale::TruthSpan,
+                r => match r.parse::<f64>() {
+                    Ok(v) if v.is_finite() && v > 0.0 => PhaseScale::Radians { data_range_rad: v },
+                    _ => bail!("--phase-range: `{r}` is not unit, span or a positive number of radians"),
+                },
+            };
             if !labels.is_empty() && labels.len() != recons.len() {
                 bail!(
                     "give one --label per --recon ({} labels, {} reconstructions)",
@@ -789,7 +823,7 @@ fn run(cli: Cli) -> Result<()> {
                     (label, p.clone())
                 })
                 .collect();
-            let written = ptycho_workbench::compare::compare_files(&truth, &named, &out, margin_px)?;
+            let written = ptycho_workbench::compare::compare_files(&truth, &named, &out, margin_px, phase_scale)?;
             if json {
                 println!("{}", std::fs::read_to_string(&written.metrics_json)?);
             } else {

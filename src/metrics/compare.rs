@@ -63,6 +63,13 @@ pub enum PhaseScale {
     UnitInterval,
     /// Phases in radians with this data range.
     Radians { data_range_rad: f64 },
+    /// Phases mapped as for `UnitInterval`, `R = (max − min)/2π` of the
+    /// aligned truth phase over the compared region: the amplitude's
+    /// convention. A constant guess scores near 0 on an object with
+    /// structure everywhere, where the unit interval's `R = 1` forgives phase
+    /// detail much smaller than 2π. (Mapped rather than in radians so that
+    /// SSIM's luminance term sees positive means, not values around 0.)
+    TruthSpan,
 }
 
 /// Sub-pixel registration of the prediction onto the truth.
@@ -328,6 +335,21 @@ pub fn compare_objects(truth: &Array2<Complex32>, pred: &Array2<Complex32>, cfg:
         PhaseScale::Radians { data_range_rad } => {
             let (m, c) = metrics_parts(ph_t.view(), ph_p.view(), ph_t.view(), ph_p.view(), data_range_rad)?;
             (m, c, data_range_rad)
+        }
+        PhaseScale::TruthSpan => {
+            let (lo, hi) = ph_t.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+            if hi <= lo {
+                return Err(Error::value(
+                    "phase data range",
+                    "the truth's phase is constant over the compared region (span 0); give a range in radians",
+                ));
+            }
+            let unit = |a: &Array2<f64>| a.mapv(|v| (v + PI) / (2.0 * PI));
+            let r = (hi - lo) / (2.0 * PI);
+            let (m, c) = metrics_parts(ph_t.view(), ph_p.view(), unit(&ph_t).view(), unit(&ph_p).view(), r)?;
+            (m, c, r)
         }
     };
 

@@ -25,6 +25,22 @@ pub enum AmpActivation {
     Relu,
 }
 
+/// Activations of the decoders' border branch (outside the central N/2 square).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BorderActivation {
+    /// swish for amplitude and phase (PtychoPINN). A negative swish amplitude
+    /// is a phase of π, which can drag the centre's `π·tanh` into saturation.
+    Swish,
+    /// The centre's activations: `amp_activation` and `π·tanh`.
+    Centre,
+}
+
+/// What bundles written before [`BorderActivation`] existed used.
+fn border_activation_before_choice() -> BorderActivation {
+    BorderActivation::Swish
+}
+
 /// Structure of a network (PtychoPINN's defaults where it has them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,6 +56,10 @@ pub struct ModelConfig {
     /// Predict the patch border (outside the central N/2 square) with its own
     /// branch (PtychoPINN `probe.big`, default true).
     pub border_branch: bool,
+    /// Activations of the border branch. Ours: the centre's (PtychoPINN:
+    /// swish). Configurations without the field (older bundles) mean swish.
+    #[serde(default = "border_activation_before_choice")]
+    pub border_activation: BorderActivation,
     /// Largest |relative offset| in a group the overlap constraint's canvas
     /// holds; the canvas is `N + 2·ceil(max_offset_px)` wide.
     pub max_offset_px: f64,
@@ -56,6 +76,7 @@ impl Default for ModelConfig {
             n_filters_scale: 2,
             amp_activation: AmpActivation::Sigmoid,
             border_branch: true,
+            border_activation: BorderActivation::Centre,
             max_offset_px: 16.0,
             intensity_scale_trainable: true,
         }

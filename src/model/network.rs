@@ -9,7 +9,7 @@ use std::f64::consts::PI;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use super::config::{AmpActivation, ModelConfig};
+use super::config::{AmpActivation, BorderActivation, ModelConfig};
 
 /// Border channels handed to the border branch (PtychoPINN's `c_outer`).
 const BORDER_CHANNELS: i64 = 4;
@@ -124,6 +124,7 @@ pub struct PinnDecoder {
     base: UpStack,
     centre: nn::Conv2D,
     border: Option<(DoubleConv, nn::Conv2D)>,
+    border_activation: BorderActivation,
     head: Head,
     n: i64,
 }
@@ -149,6 +150,7 @@ impl PinnDecoder {
             base,
             centre,
             border,
+            border_activation: cfg.border_activation,
             head,
             n,
         }
@@ -157,14 +159,7 @@ impl PinnDecoder {
     pub fn forward(&self, z: &Tensor) -> Tensor {
         let h = self.base.forward(z);
         let ch = h.size()[1];
-        let centre = self.centre.forward(&h.narrow(1, 0, ch - BORDER_CHANNELS));
-        let centre = match self.head {
-            Head::Amplitude(AmpActivation::Sigmoid) => centre.sigmoid(),
-            Head::Amplitude(AmpActivation::Swish) => centre.silu(),
-            Head::Amplitude(AmpActivation::Softplus) => centre.softplus(),
-            Head::Amplitude(AmpActivation::Relu) => centre.relu(),
-            Head::Phase => centre.tanh() * PI,
-        };
+        let centre = self.activate(&self.centre.forward(&h.narrow(1, 0, ch - BORDER_CHANNELS)));
         let q = self.n / 4;
         let out = centre.constant_pad_nd([q, q, q, q]);
         match &self.border {
@@ -173,9 +168,27 @@ impl PinnDecoder {
                 let b = up.forward(&h.narrow(1, ch - BORDER_CHANNELS, BORDER_CHANNELS));
                 let s = b.size();
                 let b = b.upsample_nearest2d([s[2] * 2, s[3] * 2], None, None);
-                let b = conv.forward(&b).silu() * border_mask(self.n, b.device());
-                out + b
+                let b = conv.forward(&b);
+                let b = match self.border_activation {
+                    BorderActivation::Swish => b.silu(),
+                    BorderActivation::Centre => self.activate(&b),
+                };
+                let mask = border_mask(self.n, b.device());
+                out + b * mask
             }
+        }
+    }
+}
+
+impl PinnDecoder {
+    /// The head's activation of the central branch.
+    fn activate(&self, x: &Tensor) -> Tensor {
+        match self.head {
+            Head::Amplitude(AmpActivation::Sigmoid) => x.sigmoid(),
+            Head::Amplitude(AmpActivation::Swish) => x.silu(),
+            Head::Amplitude(AmpActivation::Softplus) => x.softplus(),
+            Head::Amplitude(AmpActivation::Relu) => x.relu(),
+            Head::Phase => x.tanh() * PI,
         }
     }
 }

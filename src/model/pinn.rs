@@ -142,7 +142,7 @@ impl Pinn {
         let z = self.encoder.forward(x);
         let a = self.amplitude.forward(&z);
         let phi = self.phase.forward(&z);
-        // A·e^{iφ}; A may be negative on the border (swish), so no `polar`
+        // A·e^{iφ}; A may be negative on a swish border, so no `polar`
         (Tensor::complex(&(&a * phi.cos()), &(&a * phi.sin())), phi)
     }
 

@@ -133,6 +133,72 @@ pub fn random_lines<R: Rng>(
     Ok(img.clamp(0.0, 1.0))
 }
 
+/// PtychoPINN's synthetic "lines" texture: `count` one-pixel lines between
+/// uniformly random points of a canvas twice the object's size, then
+/// `G₁ + 2·G₅ + 5·G₁₀` (`G_σ`: Gaussian blur of σ px), the central `H×W`
+/// cut out and scaled to `[0, 1]`. Unlike [`random_lines`] it has structure
+/// at every scale (fine lines on broad ridges), so no region is flat.
+///
+/// # Shapes
+/// returns `[H, W]` float32 in `[0, 1]`
+pub fn multiscale_lines<R: Rng>(h: i64, w: i64, count: usize, rng: &mut R, device: Device) -> Result<Tensor> {
+    check_size(h, w)?;
+    if count == 0 {
+        return Err(Error::config("object.features", "lines need at least 1 line"));
+    }
+    let (ch, cw) = (2 * h, 2 * w);
+    let mut canvas = vec![0f32; (ch * cw) as usize];
+    for _ in 0..count {
+        let y0 = rng.random_range(0..ch) as f64;
+        let x0 = rng.random_range(0..cw) as f64;
+        let y1 = rng.random_range(0..ch) as f64;
+        let x1 = rng.random_range(0..cw) as f64;
+        // half-pixel steps along the longer axis reach every pixel of the line
+        let steps = (2.0 * (y1 - y0).abs().max((x1 - x0).abs())).ceil().max(1.0) as usize;
+        for k in 0..=steps {
+            let t = k as f64 / steps as f64;
+            let y = (y0 + t * (y1 - y0)).round() as i64;
+            let x = (x0 + t * (x1 - x0)).round() as i64;
+            canvas[(y * cw + x) as usize] = 1.0;
+        }
+    }
+    let img = Tensor::from_slice(&canvas).view([1, 1, ch, cw]).to_device(device);
+    let map = multiscale_blur(&img).squeeze().narrow(0, h / 2, h).narrow(1, w / 2, w);
+    let (lo, hi) = (map.min().double_value(&[]), map.max().double_value(&[]));
+    if hi <= lo {
+        return Ok(map.zeros_like());
+    }
+    Ok((map - lo) / (hi - lo))
+}
+
+/// `G₁ + 2·G₅ + 5·G₁₀` of an image: separable Gaussian blurs with kernels
+/// normalised to sum 1, truncated at 4σ, zero outside the image.
+///
+/// # Shapes
+/// `[1, 1, H, W]` float32 → `[1, 1, H, W]`
+fn multiscale_blur(img: &Tensor) -> Tensor {
+    [(1.0, 1.0), (2.0, 5.0), (5.0, 10.0)]
+        .iter()
+        .map(|&(weight, sigma)| gaussian_blur(img, sigma) * weight)
+        .reduce(|a, b| a + b)
+        .expect("three terms")
+}
+
+/// Separable Gaussian blur, σ in pixels, kernel radius `ceil(4σ)`.
+///
+/// # Shapes
+/// `[1, 1, H, W]` float32 → `[1, 1, H, W]`
+fn gaussian_blur(img: &Tensor, sigma: f64) -> Tensor {
+    let r = (4.0 * sigma).ceil() as i64;
+    let taps: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp() as f32)
+        .collect();
+    let sum: f32 = taps.iter().sum();
+    let k = Tensor::from_slice(&taps).to_device(img.device()) / sum as f64;
+    let along_x = img.conv2d(&k.view([1, 1, 1, 2 * r + 1]), None::<Tensor>, [1, 1], [0, r], [1, 1], 1);
+    along_x.conv2d(&k.view([1, 1, 2 * r + 1, 1]), None::<Tensor>, [1, 1], [r, 0], [1, 1], 1)
+}
+
 /// Random Gaussian blobs (σ between 2 % and 8 % of the object size, random
 /// heights), normalised to a maximum of 1.
 ///
@@ -200,6 +266,52 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn multiscale_blur_of_a_long_line_has_the_weighted_gaussian_profile() {
+        // a vertical line: away from its ends each row is the sum of the
+        // three normalised 1-D kernels, 1·g₁ + 2·g₅ + 5·g₁₀
+        let img = Tensor::zeros([1, 1, 200, 101], (Kind::Float, Device::Cpu));
+        let _ = img.narrow(3, 50, 1).fill_(1.0);
+        let row = multiscale_blur(&img).squeeze().get(100);
+        let g = |sigma: f64, d: f64| {
+            let r = (4.0 * sigma).ceil() as i64;
+            let norm: f64 = (-r..=r)
+                .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
+                .sum();
+            if d.abs() > r as f64 {
+                0.0
+            } else {
+                (-(d * d) / (2.0 * sigma * sigma)).exp() / norm
+            }
+        };
+        for x in [0i64, 30, 45, 49, 50, 51, 58, 70, 95] {
+            let d = (x - 50) as f64;
+            let expect = g(1.0, d) + 2.0 * g(5.0, d) + 5.0 * g(10.0, d);
+            let got = row.double_value(&[x]);
+            assert!((got - expect).abs() < 1e-6, "x = {x}: {got} vs {expect}");
+        }
+    }
+
+    #[test]
+    fn multiscale_lines_fill_the_unit_range_and_follow_the_seed() {
+        let make = |seed| multiscale_lines(96, 64, 100, &mut ChaCha8Rng::seed_from_u64(seed), Device::Cpu).unwrap();
+        let a = make(3);
+        assert_eq!(a.size(), [96, 64]);
+        assert_eq!(a.min().double_value(&[]), 0.0);
+        assert_eq!(a.max().double_value(&[]), 1.0);
+        assert!(a.equal(&make(3)));
+        assert!(!a.equal(&make(4)));
+        // structure everywhere: no 11×11 window is flat
+        let local_std = a
+            .view([1, 1, 96, 64])
+            .unfold(2, 11, 11)
+            .unfold(3, 11, 11)
+            .reshape([-1, 121])
+            .std_dim(1, false, false);
+        assert!(local_std.min().double_value(&[]) > 1e-3);
+        assert!(multiscale_lines(64, 64, 0, &mut ChaCha8Rng::seed_from_u64(1), Device::Cpu).is_err());
+    }
 
     #[test]
     fn star_has_half_coverage_inside_its_disk() {

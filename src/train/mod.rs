@@ -7,7 +7,7 @@ pub mod history;
 pub mod progress;
 pub mod trainer;
 
-pub use config::TrainConfig;
+pub use config::{LrSchedule, TrainConfig};
 pub use data::TrainingData;
 pub use history::{EpochRecord, History, LineObserver, SilentObserver, TrainObserver};
 pub use progress::{ProgressBarObserver, terminal_observer};

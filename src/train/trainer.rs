@@ -1,4 +1,4 @@
-//! The training loop: Adam, reduce-on-plateau, early stopping, a validation
+//! The training loop: Adam, reduce-on-plateau or a cosine schedule, early stopping, a validation
 //! split, seeded shuffling, a checkpoint every epoch and exact resume.
 //!
 //! Batches stay on the device; the only host syncs are once per epoch (the
@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
 use super::adam::Adam;
-use super::config::TrainConfig;
+use super::config::{LrSchedule, TrainConfig};
 use super::data::TrainingData;
 use super::history::{EpochRecord, History, TrainObserver};
 use crate::data::Dataset;
@@ -139,6 +139,7 @@ impl Trainer {
             state = load_checkpoint(path, &model, &mut adam)?;
         }
         adam.step = state.adam_step;
+        let total_steps = (train_idx.len().div_ceil(self.train.batch_size) * self.train.epochs) as i64;
         while state.epochs_done < self.train.epochs && !state.stopped {
             let started = Instant::now();
             let epoch = state.epochs_done + 1;
@@ -148,6 +149,9 @@ impl Trainer {
             let mut batches = 0;
             for chunk in order.chunks(self.train.batch_size) {
                 let idx = Tensor::from_slice(chunk).to_device(self.device);
+                if let Some(lr) = self.train.scheduled_learning_rate(adam.step, total_steps) {
+                    adam.learning_rate = lr;
+                }
                 adam.zero_grad();
                 let loss = self.batch_loss(&model, &data, &idx)?;
                 loss.backward();
@@ -176,6 +180,9 @@ impl Trainer {
                 }
                 Some(s.double_value(&[]) / val_idx.len() as f64)
             };
+            if self.train.lr_schedule != LrSchedule::Plateau {
+                state.learning_rate = adam.learning_rate;
+            }
             let record = EpochRecord {
                 epoch,
                 train_loss,
@@ -232,7 +239,7 @@ impl Trainer {
             s.plateau_wait = 0;
         } else {
             s.plateau_wait += 1;
-            if s.plateau_wait >= self.train.plateau_patience {
+            if self.train.lr_schedule == LrSchedule::Plateau && s.plateau_wait >= self.train.plateau_patience {
                 s.learning_rate = (s.learning_rate * self.train.plateau_factor).max(self.train.min_learning_rate);
                 s.plateau_wait = 0;
             }
