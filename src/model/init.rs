@@ -28,10 +28,10 @@ use crate::error::{Error, Result};
 /// ends. A random phase scatters light far outside the probe's cone, so the
 /// first Adam steps flatten the phase the quickest way there is: by pushing
 /// every pixel into saturation at ±π (the same physical phase), where no
-/// gradient ever returns. Measured on the quickstart data: after 20 steps
-/// (lr 1e-4 to 1e-3) three quarters of the phase sat within 0.5 rad of ±π,
-/// and after 60 steps all of it, so the network could only learn the
-/// amplitude. Starting near phase 0 and amplitude `sigmoid(0)` keeps both
+/// gradient ever returns. Measured on the quickstart data (gridsize 2,
+/// `examples/phase_histogram.rs`): 99 % of the centre phase sat within
+/// 0.5 rad of ±π after 2 steps at lr 1e-3, 92 % after 20 steps at lr 1e-4,
+/// and the network could only learn the amplitude. Starting near phase 0 and amplitude `sigmoid(0)` keeps both
 /// heads in their linear range.
 pub const OUTPUT_LAYER_SCALE: f64 = 0.1;
 
