@@ -226,6 +226,22 @@ pub struct Comparison {
     pub phase_pred: Array2<f64>,
 }
 
+/// `max − min` of a truth component over the compared region, the data
+/// range of the `TruthSpan` conventions; a flat truth has none (`hint` says
+/// what to give instead).
+fn truth_span(truth: &Array2<f64>, component: &str, hint: &str) -> Result<f64> {
+    let (lo, hi) = truth.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+        (lo.min(v), hi.max(v))
+    });
+    if hi <= lo {
+        return Err(Error::value(
+            format!("{component} data range"),
+            format!("the truth's {component} is constant over the compared region (span 0); {hint}"),
+        ));
+    }
+    Ok(hi - lo)
+}
+
 /// Aligns `pred` on `truth` as `cfg` says and measures amplitude and phase.
 ///
 /// # Shapes
@@ -312,46 +328,22 @@ pub fn compare_objects(truth: &Array2<Complex32>, pred: &Array2<Complex32>, cfg:
 
     let amplitude_range = match cfg.amplitude_data_range {
         DataRange::Fixed(r) => r,
-        DataRange::TruthSpan => {
-            let (lo, hi) = amp_t.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
-            if hi <= lo {
-                return Err(Error::value(
-                    "amplitude data range",
-                    "the truth's amplitude is constant over the compared region (span 0); give a fixed range",
-                ));
-            }
-            hi - lo
-        }
+        DataRange::TruthSpan => truth_span(&amp_t, "amplitude", "give a fixed range")?,
     };
     let (amplitude_m, frc_amplitude) =
         metrics_parts(amp_t.view(), amp_p.view(), amp_t.view(), amp_p.view(), amplitude_range)?;
-    let (phase_m, frc_phase, phase_range) = match cfg.phase_scale {
-        PhaseScale::UnitInterval => {
-            let unit = |a: &Array2<f64>| a.mapv(|v| (v + PI) / (2.0 * PI));
-            let (m, c) = metrics_parts(ph_t.view(), ph_p.view(), unit(&ph_t).view(), unit(&ph_p).view(), 1.0)?;
-            (m, c, 1.0)
-        }
-        PhaseScale::Radians { data_range_rad } => {
-            let (m, c) = metrics_parts(ph_t.view(), ph_p.view(), ph_t.view(), ph_p.view(), data_range_rad)?;
-            (m, c, data_range_rad)
-        }
-        PhaseScale::TruthSpan => {
-            let (lo, hi) = ph_t.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
-            if hi <= lo {
-                return Err(Error::value(
-                    "phase data range",
-                    "the truth's phase is constant over the compared region (span 0); give a range in radians",
-                ));
-            }
-            let unit = |a: &Array2<f64>| a.mapv(|v| (v + PI) / (2.0 * PI));
-            let r = (hi - lo) / (2.0 * PI);
-            let (m, c) = metrics_parts(ph_t.view(), ph_p.view(), unit(&ph_t).view(), unit(&ph_p).view(), r)?;
-            (m, c, r)
-        }
+    let (phase_m, frc_phase, phase_range) = if let PhaseScale::Radians { data_range_rad } = cfg.phase_scale {
+        let (m, c) = metrics_parts(ph_t.view(), ph_p.view(), ph_t.view(), ph_p.view(), data_range_rad)?;
+        (m, c, data_range_rad)
+    } else {
+        // phases mapped by (φ + π)/2π; R = 1 or the truth's span on that scale
+        let r = match cfg.phase_scale {
+            PhaseScale::TruthSpan => truth_span(&ph_t, "phase", "give a range in radians")? / (2.0 * PI),
+            _ => 1.0,
+        };
+        let unit = |a: &Array2<f64>| a.mapv(|v| (v + PI) / (2.0 * PI));
+        let (m, c) = metrics_parts(ph_t.view(), ph_p.view(), unit(&ph_t).view(), unit(&ph_p).view(), r)?;
+        (m, c, r)
     };
 
     Ok(Comparison {
