@@ -51,7 +51,7 @@ pub use tch;
 pub mod prelude {
     pub use crate::array::{default_device, parse_device};
     pub use crate::bundle::{Bundle, BundleInputs, save_bundle};
-    pub use crate::compare::{compare_all, default_align, write_comparison};
+    pub use crate::compare::{RegisterPolicy, compare_all, default_align, write_comparison};
     pub use crate::data::{
         Dataset, DatasetSummary, Geometry, Metadata, Product, SplitAxis, read_cxi, read_dataset, read_npz,
         read_product, write_npz, write_product,

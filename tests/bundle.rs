@@ -250,3 +250,71 @@ fn a_bundle_reconstructs_the_dataset_grid_and_ptycho_infer_writes_it() {
         ptycho_workbench::bundle::save::sha256_hex(&std::fs::read(&path).unwrap())
     );
 }
+
+/// Gridsize 2: the merged object is stitched at every member's position by
+/// default, so the coverage is the positions' crops; once per group at the
+/// centroids (PtychoPINN) the scan's corners stay open.
+#[test]
+fn gridsize_two_stitches_at_the_members_and_centroids_leave_corners_open() {
+    use ptycho_workbench::recon::{ReconConfig, StitchAt};
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let b = Bundle::load(&trained_bundle(dir.path(), 2), Device::Cpu).unwrap();
+    let mut cfg = small_config();
+    cfg.scan.spacing_px = 4.0;
+    cfg.seed = 9;
+    let ds = simulate_on(&cfg, Device::Cpu).unwrap();
+    let at = |stitch_at| {
+        b.reconstruct(
+            &ds,
+            &ReconConfig {
+                stitch_at,
+                ..ReconConfig::default()
+            },
+        )
+        .unwrap()
+    };
+    let (members, centroids) = (at(StitchAt::Members), at(StitchAt::Centroids));
+    let crop = ReconConfig::default().crop_px as f64;
+    let (h, w) = members.coverage.dim();
+    // pixels inside some position's crop (1 px in from its edge, for the bilinear split)
+    let inside = |y: usize, x: usize| {
+        ds.positions_px
+            .outer_iter()
+            .any(|p| (x as f64 - p[0]).abs() <= crop / 2.0 - 1.0 && (y as f64 - p[1]).abs() <= crop / 2.0 - 1.0)
+    };
+    let mut open_at_centroids = 0;
+    for y in 0..h {
+        for x in 0..w {
+            if inside(y, x) {
+                assert!(members.coverage[[y, x]] > 0.0, "({y}, {x}) not covered");
+                open_at_centroids += usize::from(centroids.coverage[[y, x]] == 0.0);
+            }
+        }
+    }
+    assert!(open_at_centroids > 0, "the centroids covered every position's crop");
+    // each crop adds weight M² (bilinear weights sum to one), C per group at the members
+    let total = |c: &ndarray::Array2<f32>| c.iter().map(|&v| v as f64).sum::<f64>();
+    let groups = members.metadata.n_groups as f64;
+    assert!((total(&members.coverage) - 4.0 * groups * crop * crop).abs() < 1e-3 * total(&members.coverage));
+    assert!((total(&centroids.coverage) - groups * crop * crop).abs() < 1e-3 * total(&centroids.coverage));
+    // where both are well covered they show the same merged objects
+    let mut diff = 0.0;
+    let mut norm = 0.0;
+    for ((m, c), (cm, cc)) in members
+        .object
+        .iter()
+        .zip(centroids.object.iter())
+        .zip(members.coverage.iter().zip(centroids.coverage.iter()))
+    {
+        if *cm > 8.0 && *cc > 2.0 {
+            diff += (m - c).norm_sqr() as f64;
+            norm += c.norm_sqr() as f64;
+        }
+    }
+    assert!(
+        norm > 0.0 && (diff / norm).sqrt() < 0.06,
+        "members vs centroids: relative difference {}",
+        (diff / norm).sqrt()
+    );
+}

@@ -596,6 +596,96 @@ fn reconstruct_then_compare_writes_tables_and_a_figure() -> TestResult {
     Ok(())
 }
 
+/// Our networks' reconstructions are not registered by default (they are
+/// stitched on the dataset's grid); iterative and foreign ones are.
+#[test]
+fn compare_registers_what_its_policy_says_and_names_a_bad_policy() -> TestResult {
+    use ptycho_workbench::recon::{ReconMetadata, Reconstruction, write_recon_npz};
+    let dir = tempfile::tempdir()?;
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let out = ptycho(&[
+        "simulate",
+        "--out",
+        &p("ds.npz"),
+        "--size-px",
+        "32",
+        "--object-size-px",
+        "96",
+        "--spacing-px",
+        "6",
+        "--seed",
+        "4",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let truth = ptycho_workbench::data::read_dataset(std::path::Path::new(&p("ds.npz")))?
+        .object
+        .unwrap();
+    // the truth moved 1 px down: a registration must move it back (dy = −1)
+    let object = ndarray::Array2::from_shape_fn(truth.dim(), |(y, x)| truth[[(y + 95) % 96, x]]);
+    for (file, source) in [("net.npz", "pinn inference"), ("epie.npz", "iterative epie")] {
+        let recon = Reconstruction {
+            object: object.clone(),
+            coverage: ndarray::Array2::ones(object.dim()),
+            metadata: ReconMetadata {
+                format: "ptycho-workbench/reconstruction".into(),
+                source: source.into(),
+                bundle_sha256: None,
+                n_groups: 1,
+                config: None,
+                seconds_inference: 0.0,
+                seconds_stitch: 0.0,
+                solver: None,
+            },
+        };
+        write_recon_npz(&recon, std::path::Path::new(&p(file)))?;
+    }
+    let shifts = |policy: Option<&str>| -> Result<Vec<serde_json::Value>, Box<dyn std::error::Error>> {
+        let out_dir = p(&format!("cmp_{}", policy.unwrap_or("default")));
+        let (ds, net, epie) = (p("ds.npz"), p("net.npz"), p("epie.npz"));
+        let mut args = vec![
+            "compare", "--truth", &ds, "--recon", &net, "--recon", &epie, "--out", &out_dir, "--json",
+        ];
+        if let Some(policy) = policy {
+            args.extend(["--register", policy]);
+        }
+        let out = ptycho(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        Ok(json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["alignment"]["shift_px"].clone())
+            .collect())
+    };
+    let found =
+        |v: &serde_json::Value| (v[0].as_f64().unwrap() + 1.0).abs() < 0.05 && v[1].as_f64().unwrap().abs() < 0.05;
+    let auto = shifts(None)?;
+    assert!(auto[0].is_null(), "a network's reconstruction was registered: {auto:?}");
+    assert!(found(&auto[1]), "the iterative one was not registered: {auto:?}");
+    let all = shifts(Some("all"))?;
+    assert!(found(&all[0]) && found(&all[1]), "{all:?}");
+    assert!(shifts(Some("none"))?.iter().all(serde_json::Value::is_null));
+    let out = ptycho(&[
+        "compare",
+        "--truth",
+        &p("ds.npz"),
+        "--recon",
+        &p("net.npz"),
+        "--out",
+        &p("bad"),
+        "--register",
+        "some",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("register") && err.contains("some"), "{err}");
+    assert!(!dir.path().join("bad").exists());
+    Ok(())
+}
+
 #[test]
 fn the_demo_writes_a_report_where_the_iterative_solver_finds_the_object() -> TestResult {
     let dir = tempfile::tempdir()?;

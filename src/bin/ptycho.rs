@@ -12,7 +12,7 @@ use ptycho_workbench::data::{self, Product, SplitAxis};
 use ptycho_workbench::job::{JobSpec, train_job};
 use ptycho_workbench::metrics::PhaseScale;
 use ptycho_workbench::model::{ModelConfig, ModelKind};
-use ptycho_workbench::recon::{ReconConfig, write_recon_npz};
+use ptycho_workbench::recon::{ReconConfig, StitchAt, write_recon_npz};
 use ptycho_workbench::simulate::{ObjectKind, ProbeKind, ScanKind, SimConfig, simulate_on};
 use ptycho_workbench::train::{LrSchedule, TrainConfig, terminal_observer};
 
@@ -123,6 +123,11 @@ enum Command {
         /// a number of radians (unmapped).
         #[arg(long, default_value = "unit")]
         phase_range: String,
+        /// Which reconstructions are registered on the truth (sub-pixel
+        /// cross-correlation): `auto` (all but our networks' inferences,
+        /// which are stitched on the dataset's grid), `all` or `none`.
+        #[arg(long, default_value = "auto")]
+        register: String,
         #[arg(long)]
         out: PathBuf,
         /// Print the metrics as JSON instead of a table.
@@ -144,6 +149,11 @@ enum Command {
         /// Central crop of each patch that is stitched.
         #[arg(long, default_value_t = 20)]
         crop_px: i64,
+        /// Gridsize-2 PINNs: stitch the merged object at each `members`'s
+        /// position (every position covered) or once per group at its
+        /// `centroids` (PtychoPINN; leaves the scan's corners uncovered).
+        #[arg(long, default_value = "members")]
+        stitch_at: String,
         /// auto, cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: String,
@@ -794,9 +804,11 @@ fn run(cli: Cli) -> Result<()> {
             labels,
             margin_px,
             phase_range,
+            register,
             out,
             json,
         } => {
+            let policy = ptycho_workbench::compare::RegisterPolicy::parse(&register)?;
             let phase_scale = match phase_range.as_str() {
                 "unit" => PhaseScale::UnitInterval,
                 "span" => PhaseScale::TruthSpan,
@@ -823,7 +835,8 @@ fn run(cli: Cli) -> Result<()> {
                     (label, p.clone())
                 })
                 .collect();
-            let written = ptycho_workbench::compare::compare_files(&truth, &named, &out, margin_px, phase_scale)?;
+            let written =
+                ptycho_workbench::compare::compare_files(&truth, &named, &out, margin_px, phase_scale, policy)?;
             if json {
                 println!("{}", std::fs::read_to_string(&written.metrics_json)?);
             } else {
@@ -844,13 +857,20 @@ fn run(cli: Cli) -> Result<()> {
             data: input,
             out,
             crop_px,
+            stitch_at,
             device,
         } => {
+            let stitch_at = match stitch_at.as_str() {
+                "members" => StitchAt::Members,
+                "centroids" => StitchAt::Centroids,
+                other => bail!("--stitch-at: `{other}` is not members or centroids"),
+            };
             let device = ptycho_workbench::array::parse_device(&device)?;
             let b = Bundle::load(&bundle, device)?;
             let ds = data::read_dataset(&input)?;
             let cfg = ReconConfig {
                 crop_px,
+                stitch_at,
                 ..ReconConfig::default()
             };
             let recon = b.reconstruct(&ds, &cfg)?;

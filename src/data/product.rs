@@ -313,8 +313,30 @@ pub fn read_product(path: &Path) -> Result<Product> {
 /// Reads the `object` array (complex64 `[H, W]`) of a reconstruction NPZ
 /// (`object`, or `objectGuess` for a dataset file).
 pub fn read_recon_object(path: &Path) -> Result<Array2<Complex32>> {
+    read_recon(path).map(|r| r.0)
+}
+
+/// [`read_recon_object`] and the `source` our `_metadata` records (`"pinn
+/// inference"`, `"iterative epie"`, …); `None` for a file written by
+/// another tool, or whose `_metadata` is not our JSON.
+pub fn read_recon(path: &Path) -> Result<(Array2<Complex32>, Option<String>)> {
+    let mut object = None;
+    let mut source = None;
     for (key, arr) in super::npy::read_npz(path)? {
-        if key == "object" || key == "objectGuess" {
+        if key == "_metadata" {
+            if let Ok(super::npy::NpyArray {
+                data: super::npy::NpyData::Str(s),
+                ..
+            }) = arr
+            {
+                source = s
+                    .first()
+                    .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+                    .and_then(|v| v.get("source")?.as_str().map(str::to_owned));
+            }
+            continue;
+        }
+        if object.is_none() && (key == "object" || key == "objectGuess") {
             let a = arr?;
             let v = match a.data {
                 super::npy::NpyData::C64(v) => v,
@@ -325,11 +347,16 @@ pub fn read_recon_object(path: &Path) -> Result<Array2<Complex32>> {
                     ));
                 }
             };
-            return ndarray::ArrayD::from_shape_vec(a.shape.clone(), v)
-                .ok()
-                .and_then(|a| a.into_dimensionality::<Ix2>().ok())
-                .ok_or_else(|| Error::format(path, format!("`{key}`: expected [H, W], got {:?}", a.shape)));
+            object = Some(
+                ndarray::ArrayD::from_shape_vec(a.shape.clone(), v)
+                    .ok()
+                    .and_then(|a| a.into_dimensionality::<Ix2>().ok())
+                    .ok_or_else(|| Error::format(path, format!("`{key}`: expected [H, W], got {:?}", a.shape)))?,
+            );
         }
     }
-    Err(Error::format(path, "missing key `object`"))
+    match object {
+        Some(o) => Ok((o, source)),
+        None => Err(Error::format(path, "missing key `object`")),
+    }
 }

@@ -203,6 +203,19 @@ impl Pinn {
         let patches = self.object_patches(x);
         Ok(self.constrain(&patches, &offsets_px.to_kind(Kind::Float))?.1)
     }
+
+    /// The same merged object as [`diffraction_to_obj`](Self::diffraction_to_obj),
+    /// seen from each member's position instead of the centroid: the
+    /// patches the forward model diffracts in training. For gridsize 1 the
+    /// same as `diffraction_to_obj` with a member axis.
+    ///
+    /// # Shapes
+    /// `x`: `[B, C, N, N]`, `offsets_px`: `[B, C, 2]` → `[B, C, N, N]` complex64
+    pub fn diffraction_to_member_patches(&self, x: &Tensor, offsets_px: &Tensor) -> Result<Tensor> {
+        self.check_inputs(x, offsets_px)?;
+        let patches = self.object_patches(x);
+        Ok(self.constrain(&patches, &offsets_px.to_kind(Kind::Float))?.0)
+    }
 }
 
 #[cfg(test)]

@@ -4,4 +4,4 @@ pub mod infer;
 pub mod iterative;
 pub mod stitch;
 
-pub use infer::{ReconConfig, ReconMetadata, Reconstruction, write_recon_npz};
+pub use infer::{ReconConfig, ReconMetadata, Reconstruction, StitchAt, write_recon_npz};

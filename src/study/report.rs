@@ -721,8 +721,8 @@ pub fn write_report(dir: &Path, cfg: &StudyConfig) -> Result<PathBuf> {
         cfg.split.axis,
         cfg.split.fraction
     );
-    let alignment = "Metrics as `ptycho compare`: the scanned region (positions ± 10 px), sub-pixel registration, \
-                     phase plane removed, amplitude scaled to the truth's mean. Deltas are PINN − reference \
+    let alignment = "Metrics as `ptycho compare`: the scanned region (positions ± 10 px), sub-pixel registration \
+                     of the iterative reconstructions only, phase plane removed, amplitude scaled to the truth's mean. Deltas are PINN − reference \
                      (the supervised baseline, gridsize 1, and the iterative solver).";
 
     let mut md = format!("# Study `{}`\n\n{intro}\n\n{alignment}\n\n", cfg.name);

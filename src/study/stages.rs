@@ -16,9 +16,9 @@ use super::plan::{Job, JobKind, Split, bundle_file, model_name, upstream};
 use super::views::{check_acceptance, overlap_metrics, select_min_spacing};
 use crate::array::parse_device;
 use crate::bundle::Bundle;
-use crate::compare::{compare_all, default_align, write_comparison};
+use crate::compare::{RegisterPolicy, compare_all, default_align, write_comparison};
 use crate::data::atomic::write_bytes_atomic;
-use crate::data::product::read_recon_object;
+use crate::data::product::read_recon;
 use crate::data::{read_npz, write_npz};
 use crate::error::{Error, Result};
 use crate::grouping::{GroupingConfig, group};
@@ -408,8 +408,10 @@ fn compare(
     let mut recons: Vec<(String, Array2<Complex32>)> = Vec::new();
     let mut sources = Vec::new();
     let mut meta = Vec::new();
+    let mut register = Vec::new();
     for i in available.iter().filter(|i| i.optional) {
-        let object = read_recon_object(&dir.join(&i.path))?;
+        let (object, source) = read_recon(&dir.join(&i.path))?;
+        register.push(RegisterPolicy::Auto.registers(source.as_deref()));
         recons.push((i.from.recon_label(), object));
         sources.push(Some(i.path.clone()));
         meta.push(match i.from.kind {
@@ -418,7 +420,7 @@ fn compare(
         });
     }
     let align = default_align(&truth, 0.0)?;
-    let comparisons = compare_all(&truth, &recons, &align)?;
+    let comparisons = compare_all(&truth, &recons, &align, &register)?;
     let out = job.out_dir();
     write_comparison(&dir.join(&out), &truth, &recons, &sources, &comparisons)?;
     for (((label, _), c), (model, gridsize)) in recons.iter().zip(&comparisons).zip(meta) {
