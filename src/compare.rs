@@ -87,7 +87,9 @@ fn truth_object(truth: &Dataset) -> Result<&Array2<Complex32>> {
 
 /// Compares each labelled object with the truth's object: with `cfg`
 /// where `register[i]` is true, else with `cfg` without its registration
-/// (a missing flag counts as false).
+/// (a missing flag counts as false). The unregistered lose the
+/// registration's border crop to the trim instead, so every
+/// reconstruction is measured on the same pixels.
 pub fn compare_all(
     truth: &Dataset,
     recons: &[(String, Array2<Complex32>)],
@@ -97,6 +99,7 @@ pub fn compare_all(
     let object = truth_object(truth)?;
     let unregistered = AlignConfig {
         registration: None,
+        trim_px: cfg.trim_px + cfg.registration.map_or(0, |r| r.border_crop_px),
         ..cfg.clone()
     };
     recons

@@ -665,6 +665,10 @@ fn compare_registers_what_its_policy_says_and_names_a_bad_policy() -> TestResult
     let auto = shifts(None)?;
     assert!(auto[0].is_null(), "a network's reconstruction was registered: {auto:?}");
     assert!(found(&auto[1]), "the iterative one was not registered: {auto:?}");
+    // both measured on the same pixels: the unregistered one is trimmed by the registration's border
+    let rec = read_json(&dir.path().join("cmp_default/metrics.json"));
+    assert_eq!(rec[0]["alignment"]["metric_shape"], rec[1]["alignment"]["metric_shape"]);
+    assert_eq!(rec[0]["alignment"]["trim_px"], 4);
     let all = shifts(Some("all"))?;
     assert!(found(&all[0]) && found(&all[1]), "{all:?}");
     assert!(shifts(Some("none"))?.iter().all(serde_json::Value::is_null));
