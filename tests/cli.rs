@@ -596,6 +596,50 @@ fn reconstruct_then_compare_writes_tables_and_a_figure() -> TestResult {
     Ok(())
 }
 
+/// A solver config file's algorithm and device hold unless a flag is given.
+#[test]
+fn reconstruct_takes_the_algorithm_from_its_config_unless_a_flag_overrides_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let out = ptycho(&[
+        "simulate",
+        "--out",
+        &p("ds.npz"),
+        "--size-px",
+        "32",
+        "--object-size-px",
+        "64",
+        "--spacing-px",
+        "6",
+        "--no-noise",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        dir.path().join("solver.toml"),
+        "algorithm = \"gradient\"\niterations = 2\ndevice = \"cpu\"\n",
+    )?;
+    let source = |extra: &[&str], file: &str| -> Result<String, Box<dyn std::error::Error>> {
+        let (ds, cfg, out_file) = (p("ds.npz"), p("solver.toml"), p(file));
+        let mut args = vec!["reconstruct", "--data", &ds, "--config", &cfg, "--out", &out_file];
+        args.extend(extra);
+        let out = ptycho(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let ptycho_workbench::data::npy::NpyData::Str(meta) =
+            npz_member(std::path::Path::new(&out_file), "_metadata").data
+        else {
+            panic!("no metadata")
+        };
+        let meta: serde_json::Value = serde_json::from_str(&meta[0])?;
+        assert_eq!(meta["solver"]["iterations_run"], 2);
+        Ok(meta["source"].as_str().unwrap().to_string())
+    };
+    assert!(source(&[], "a.npz")?.starts_with("iterative gradient"));
+    assert_eq!(source(&["--algorithm", "epie"], "b.npz")?, "iterative epie");
+    Ok(())
+}
+
 /// Our networks' reconstructions are not registered by default (they are
 /// stitched on the dataset's grid); iterative and foreign ones are.
 #[test]

@@ -52,9 +52,9 @@ enum Command {
     Reconstruct {
         #[arg(long)]
         data: PathBuf,
-        /// epie or gradient.
-        #[arg(long, default_value = "epie")]
-        algorithm: String,
+        /// epie or gradient (default: the config file's, else epie).
+        #[arg(long)]
+        algorithm: Option<String>,
         /// Passes over all positions (default: the solver's).
         #[arg(long)]
         iterations: Option<usize>,
@@ -64,9 +64,9 @@ enum Command {
         /// A TOML file with every solver setting (IterativeConfig); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// auto, cpu, cuda or cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: String,
+        /// auto, cpu, cuda or cuda:N (default: the config file's, else auto).
+        #[arg(long)]
+        device: Option<String>,
         /// Output NPZ: object, coverage, _metadata (as `ptycho infer`).
         #[arg(long)]
         out: PathBuf,
@@ -728,16 +728,20 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("in {}", p.display()))?,
                 None => IterativeConfig::default(),
             };
-            cfg.algorithm = match algorithm.as_str() {
-                "epie" => Algorithm::Epie,
-                "gradient" => Algorithm::Gradient,
-                other => bail!("unknown --algorithm `{other}` (epie or gradient)"),
-            };
+            if let Some(a) = algorithm {
+                cfg.algorithm = match a.as_str() {
+                    "epie" => Algorithm::Epie,
+                    "gradient" => Algorithm::Gradient,
+                    other => bail!("unknown --algorithm `{other}` (epie or gradient)"),
+                };
+            }
             if let Some(k) = iterations {
                 cfg.iterations = k;
             }
             cfg.refine_probe |= refine_probe;
-            cfg.device = device;
+            if let Some(d) = device {
+                cfg.device = d;
+            }
             let ds = data::read_dataset(&input)?;
             let outcome = reconstruct_iterative(&ds, &cfg, &mut |r| {
                 eprintln!(

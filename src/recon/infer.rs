@@ -78,7 +78,8 @@ pub struct Reconstruction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReconMetadata {
     pub format: String,
-    /// `pinn inference`, `iterative epie`, `iterative gradient (…)`.
+    /// `pinn inference`, `supervised inference`, `iterative epie`,
+    /// `iterative gradient (…)`.
     pub source: String,
     /// The bundle's checksum (bundle inference only).
     pub bundle_sha256: Option<String>,
@@ -166,7 +167,11 @@ impl Bundle {
             coverage: tensor_to_f32(&coverage)?.into_dimensionality::<Ix2>().expect("2-D"),
             metadata: ReconMetadata {
                 format: "ptycho-workbench/reconstruction".into(),
-                source: "pinn inference".into(),
+                source: match &self.model {
+                    TrainedModel::Pinn(_) => "pinn inference",
+                    TrainedModel::Supervised(_) => "supervised inference",
+                }
+                .into(),
                 bundle_sha256: std::fs::read(&self.path)
                     .ok()
                     .map(|b| crate::bundle::save::sha256_hex(&b)),
