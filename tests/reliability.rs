@@ -1449,7 +1449,8 @@ fn a_training_run_killed_three_times_resumes_to_the_same_result() -> TestResult 
             .spawn()?;
         let started = std::time::Instant::now();
         let ready = || match point {
-            "first epoch" => started.elapsed().as_millis() > 700,
+            // the run has started writing (a loaded machine may take seconds to get there)
+            "first epoch" => started.elapsed().as_millis() > 700 && killed.join("config.json").exists(),
             "checkpoint" => mtime(&checkpoint) != before,
             // the bundle's temp file exists: it is being written
             _ => temp_files(&killed).iter().any(|n| n.starts_with(".wts.h5.zip.tmp-")),
