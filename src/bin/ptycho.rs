@@ -196,7 +196,7 @@ struct TrainArgs {
     /// plateau (reduce on plateau) or cosine (default: the preset's).
     #[arg(long)]
     lr_schedule: Option<String>,
-    /// Linear warm-up steps before the cosine (default: the preset's).
+    /// Linear warm-up steps at the start (default: the preset's, 50).
     #[arg(long)]
     warmup_steps: Option<usize>,
     /// Multiplies every filter count of the network (default: the preset's).

@@ -25,7 +25,8 @@ pub struct TrainConfig {
     /// Adam's initial step size.
     pub learning_rate: f64,
     pub lr_schedule: LrSchedule,
-    /// Steps of linear warm-up before the cosine (`lr_schedule = "cosine"`).
+    /// Steps of linear warm-up from `learning_rate / warmup_steps` (both
+    /// schedules; the plateau rate is scaled the same way while it lasts).
     pub warmup_steps: usize,
     /// Reduce-on-plateau: factor, patience (epochs without a better
     /// validation loss) and floor.
@@ -53,14 +54,18 @@ impl TrainConfig {
     /// The published defaults (PtychoPINN `TrainingConfig` and Keras
     /// callbacks): 50 epochs, batch 16, Adam 1e-3, plateau ×0.5 after 2
     /// epochs down to 1e-4, early stop after 3, 5 % validation, 512 groups,
-    /// K = 4 neighbours.
+    /// K = 4 neighbours; plus a 50-step linear warm-up, which PtychoPINN
+    /// lacks. Without it, one of two paper runs on the quickstart data
+    /// (gridsize 1) drove its phase head into `π·tanh`'s flat end within the
+    /// first epoch and never left: a flat phase, scoring as the constant
+    /// object. The quick preset, always warmed up, never did.
     pub fn paper() -> Self {
         TrainConfig {
             epochs: 50,
             batch_size: 16,
             learning_rate: 1e-3,
             lr_schedule: LrSchedule::Plateau,
-            warmup_steps: 0,
+            warmup_steps: 50,
             plateau_factor: 0.5,
             plateau_patience: 2,
             min_learning_rate: 1e-4,
@@ -87,20 +92,30 @@ impl TrainConfig {
         c.epochs = 8;
         c.grouping.n_groups = Some(1024);
         c.lr_schedule = LrSchedule::Cosine;
-        c.warmup_steps = 50;
         c
+    }
+
+    /// The warm-up's factor on the learning rate at step `step` (0-based):
+    /// `(step + 1) / warmup_steps` during the warm-up, then 1.
+    pub fn warmup_factor(&self, step: i64) -> f64 {
+        let warm = self.warmup_steps as i64;
+        if step < warm {
+            (step + 1) as f64 / warm as f64
+        } else {
+            1.0
+        }
     }
 
     /// The learning rate of step `step` (0-based) of `total_steps` under a
     /// per-step schedule; `None` for reduce-on-plateau, which moves it only
-    /// between epochs.
+    /// between epochs (times [`warmup_factor`](Self::warmup_factor)).
     pub fn scheduled_learning_rate(&self, step: i64, total_steps: i64) -> Option<f64> {
         match self.lr_schedule {
             LrSchedule::Plateau => None,
             LrSchedule::Cosine => {
                 let warm = self.warmup_steps as i64;
                 if step < warm {
-                    return Some(self.learning_rate * (step + 1) as f64 / warm as f64);
+                    return Some(self.learning_rate * self.warmup_factor(step));
                 }
                 let span = (total_steps - 1 - warm).max(1) as f64;
                 let p = ((step - warm) as f64 / span).clamp(0.0, 1.0);
@@ -176,5 +191,21 @@ mod tests {
         assert!((lr(104) - 1e-5).abs() < 1e-12);
         assert!((4..104).all(|s| lr(s + 1) < lr(s)));
         assert_eq!(TrainConfig::paper().scheduled_learning_rate(10, 105), None);
+    }
+
+    #[test]
+    fn the_plateau_schedule_warms_up_too() {
+        let c = TrainConfig {
+            warmup_steps: 4,
+            ..TrainConfig::paper()
+        };
+        assert_eq!(c.lr_schedule, LrSchedule::Plateau);
+        let f: Vec<f64> = (0..6).map(|s| c.warmup_factor(s)).collect();
+        assert_eq!(f, [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]);
+        let none = TrainConfig {
+            warmup_steps: 0,
+            ..TrainConfig::paper()
+        };
+        assert_eq!(none.warmup_factor(0), 1.0);
     }
 }

@@ -149,9 +149,10 @@ impl Trainer {
             let mut batches = 0;
             for chunk in order.chunks(self.train.batch_size) {
                 let idx = Tensor::from_slice(chunk).to_device(self.device);
-                if let Some(lr) = self.train.scheduled_learning_rate(adam.step, total_steps) {
-                    adam.learning_rate = lr;
-                }
+                adam.learning_rate = match self.train.scheduled_learning_rate(adam.step, total_steps) {
+                    Some(lr) => lr,
+                    None => state.learning_rate * self.train.warmup_factor(adam.step),
+                };
                 adam.zero_grad();
                 let loss = self.batch_loss(&model, &data, &idx)?;
                 loss.backward();
