@@ -277,13 +277,8 @@ pub fn comparison(truth: &Array2<Complex32>, recons: &[(&str, &Array2<Complex32>
     let valid = |t: &Complex32, p: &Complex32| t.norm_sqr() > 0.0 && p.norm_sqr() > 0.0;
     let mut rows = Vec::new(); // (name, amplitude, phase, amplitude error, phase error)
     for (name, pred) in recons {
-        let mut s = Complex32::new(0.0, 0.0);
-        Zip::from(truth).and(*pred).for_each(|t, p| {
-            if valid(t, p) {
-                s += t * p.conj();
-            }
-        });
-        let rot = Complex32::from_polar(1.0, s.arg());
+        // pixels where either is zero add nothing to the sum
+        let rot = Complex32::from_polar(1.0, crate::metrics::phase_offset(truth.view(), pred.view())? as f32);
         let aligned = pred.mapv(|p| p * rot);
         let amp_err = Zip::from(truth)
             .and(&aligned)
