@@ -39,6 +39,9 @@ pub struct JobResult {
     pub stop_reason: Option<StopReason>,
     pub final_train_loss: Option<f64>,
     pub final_val_loss: Option<f64>,
+    /// PINNs: the share of saturated phases (`TrainOutcome::phase_saturation`).
+    #[serde(default)]
+    pub phase_saturation: Option<f64>,
     pub test_loss: Option<f64>,
     /// Why the held-out loss could not be computed (the bundle is still saved).
     pub test_error: Option<String>,
@@ -71,6 +74,7 @@ pub fn train_job(spec: &JobSpec, observer: &mut dyn TrainObserver) -> Result<Job
         stop_reason: None,
         final_train_loss: None,
         final_val_loss: None,
+        phase_saturation: None,
         test_loss: None,
         test_error: None,
         bundle_path: None,
@@ -102,6 +106,7 @@ fn run(spec: &JobSpec, observer: &mut dyn TrainObserver, result: &mut JobResult)
     result.stop_reason = Some(outcome.stop);
     result.final_train_loss = outcome.history.last().map(|r| r.train_loss);
     result.final_val_loss = outcome.history.last().and_then(|r| r.val_loss);
+    result.phase_saturation = outcome.phase_saturation;
     write_bytes_atomic(&spec.out_dir.join(HISTORY_FILE), outcome.history.to_csv().as_bytes())?;
     match save_bundle(
         &BundleInputs {

@@ -292,6 +292,11 @@ fn train_writes_a_bundle_and_a_result_record_and_inspect_reads_it() -> TestResul
     assert_eq!(result["epochs_completed"], 2);
     assert_eq!(result["bundle_path"], "wts.h5.zip");
     assert!(result["test_loss"].as_f64().is_some_and(f64::is_finite));
+    assert!(
+        result["phase_saturation"]
+            .as_f64()
+            .is_some_and(|f| (0.0..=1.0).contains(&f))
+    );
     let bundle = std::fs::read(dir.path().join("run/wts.h5.zip"))?;
     assert_eq!(result["bundle_size_bytes"], bundle.len());
     assert_eq!(

@@ -179,6 +179,40 @@ fn a_fresh_network_answers_different_patterns_differently() {
     );
 }
 
+/// `phase_saturation` reads 0 on a fresh network and 1 once the phase
+/// head's output bias pins `π·tanh` at its end, and `Trainer::fit`
+/// reports it for PINNs.
+#[test]
+fn phase_saturation_tells_a_collapsed_phase_head_from_a_fresh_one() {
+    init();
+    let probe = ptycho_workbench::physics::disk_probe(32, 8.0, 1.0, Device::Cpu).unwrap();
+    let cfg = ModelConfig {
+        n: 32,
+        n_filters_scale: 1,
+        ..ModelConfig::default()
+    };
+    let mut model = Pinn::new(&cfg, &probe, 10.0, 3, Device::Cpu).unwrap();
+    tch::manual_seed(4);
+    let x = Tensor::rand([8, 1, 32, 32], (Kind::Float, Device::Cpu)) * 0.5;
+    let fresh = model.phase_saturation(&x).unwrap();
+    assert!(fresh < 0.01, "fresh network: {fresh}");
+    let mut biased = 0;
+    for (name, mut v) in model.var_store_mut().variables() {
+        if name.starts_with("phase") && name.ends_with("bias") && v.size() == [1] {
+            tch::no_grad(|| v.fill_(4.0));
+            biased += 1;
+        }
+    }
+    assert!(biased > 0, "no phase output bias found");
+    let pinned = model.phase_saturation(&x).unwrap();
+    assert!(pinned > 0.99, "pinned head: {pinned}");
+    assert!(
+        model
+            .phase_saturation(&Tensor::zeros([2, 4, 32, 32], (Kind::Float, Device::Cpu)))
+            .is_err()
+    );
+}
+
 #[test]
 fn a_fresh_network_starts_in_the_linear_range_of_its_heads() {
     // With He's bound on the output convolutions a third of the fresh phase

@@ -51,6 +51,15 @@ fn training_lowers_the_loss_for_every_model() {
             h.iter().map(|r| r.train_loss).collect::<Vec<_>>()
         );
         assert!(h.iter().all(|r| r.val_loss.is_some_and(f64::is_finite)));
+        // a few healthy steps leave the phase in π·tanh's linear range
+        match kind {
+            ModelKind::Pinn => assert!(
+                out.phase_saturation.is_some_and(|f| f < 0.05),
+                "{:?}",
+                out.phase_saturation
+            ),
+            ModelKind::Supervised => assert_eq!(out.phase_saturation, None),
+        }
     }
 }
 

@@ -892,6 +892,17 @@ fn run(cli: Cli) -> Result<()> {
             let spec = job_spec(a)?;
             let result = train_job(&spec, terminal_observer().as_mut())?;
             println!("{}", serde_json::to_string_pretty(&result)?);
+            if let Some(f) = result
+                .phase_saturation
+                .filter(|&f| f > ptycho_workbench::train::PHASE_SATURATION_WARNING)
+            {
+                eprintln!(
+                    "warning: {:.0} % of the trained network's phases sit at ±π, where π·tanh is flat: \
+                     its phase has collapsed and its reconstructions will show a flat phase. \
+                     Retrain with a longer --warmup-steps or a lower --learning-rate, or another --seed.",
+                    100.0 * f
+                );
+            }
             if let Some(e) = result.error {
                 bail!("{e}");
             }

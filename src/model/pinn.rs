@@ -11,6 +11,10 @@ use crate::error::{Error, Result};
 /// Name of the log intensity scale in the weights file.
 pub const LOG_SCALE_NAME: &str = "log_intensity_scale";
 
+/// `|φ|` from which [`Pinn::phase_saturation`] counts a phase as
+/// saturated: `0.95·π`, where `π·tanh` has 9.75 % of its slope at 0.
+pub const PHASE_SATURATION_RAD: f64 = 0.95 * std::f64::consts::PI;
+
 /// What the autoencoder returns.
 #[derive(Debug)]
 pub struct PinnOutput {
@@ -192,6 +196,37 @@ impl Pinn {
             amplitude_scaled: amplitude * self.log_scale.exp(),
             phase,
         })
+    }
+
+    /// The fraction of phases in the patches' central `N/2 × N/2` windows
+    /// at or beyond [`PHASE_SATURATION_RAD`] in magnitude, where `π·tanh`
+    /// keeps under a tenth of its slope. A network with most of its phase
+    /// there has collapsed onto one physical phase (±π) and the gradient
+    /// cannot bring it back: the reconstruction's phase is flat, however
+    /// good the loss (`init::OUTPUT_LAYER_SCALE`, the warm-up). 0 for a
+    /// fresh network.
+    ///
+    /// # Shapes
+    /// `x`: `[B, C, N, N]` f32 normalised diffraction amplitude
+    pub fn phase_saturation(&self, x: &Tensor) -> Result<f64> {
+        let (c, n) = (self.cfg.channels() as i64, self.cfg.n as i64);
+        let s = x.size();
+        if s.len() != 4 || s[1..] != [c, n, n] {
+            return Err(Error::shape(
+                "diffraction input",
+                format!("[B, {c}, {n}, {n}]"),
+                format!("{s:?}"),
+            ));
+        }
+        let _guard = tch::no_grad_guard();
+        let phi = self.phase.forward(&self.encoder.forward(x));
+        let centre = phi.narrow(-2, n / 4, n / 2).narrow(-1, n / 4, n / 2);
+        Ok(centre
+            .abs()
+            .ge(PHASE_SATURATION_RAD)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[]))
     }
 
     /// The inference model: the object at each group centroid.

@@ -61,7 +61,14 @@ pub struct TrainOutcome {
     pub stop: StopReason,
     /// `X` normalisation used for the network input.
     pub input_scale: f64,
+    /// PINNs: [`Pinn::phase_saturation`] of the trained network on up to 64
+    /// validation groups (training groups without a validation split).
+    pub phase_saturation: Option<f64>,
 }
+
+/// A trained PINN whose [`TrainOutcome::phase_saturation`] exceeds this is
+/// reported as collapsed (`ptycho train` warns).
+pub const PHASE_SATURATION_WARNING: f64 = 0.5;
 
 /// Trains one model on one dataset.
 #[derive(Debug, Clone)]
@@ -200,7 +207,20 @@ impl Trainer {
             }
             observer.on_epoch(&record, self.train.epochs);
         }
+        let phase_saturation = match &model {
+            TrainedModel::Pinn(m) => {
+                let pick: Vec<i64> = if val_idx.is_empty() { &train_idx } else { &val_idx }
+                    .iter()
+                    .take(64)
+                    .copied()
+                    .collect();
+                let idx = Tensor::from_slice(&pick).to_device(self.device);
+                Some(m.phase_saturation(&data.x.index_select(0, &idx))?)
+            }
+            TrainedModel::Supervised(_) => None,
+        };
         Ok(TrainOutcome {
+            phase_saturation,
             model,
             history: state.history,
             stop: if state.stopped {
