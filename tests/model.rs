@@ -199,7 +199,7 @@ fn phase_saturation_tells_a_collapsed_phase_head_from_a_fresh_one() {
     let mut biased = 0;
     for (name, mut v) in model.var_store_mut().variables() {
         if name.starts_with("phase") && name.ends_with("bias") && v.size() == [1] {
-            tch::no_grad(|| v.fill_(4.0));
+            let _ = tch::no_grad(|| v.fill_(4.0));
             biased += 1;
         }
     }
