@@ -64,5 +64,9 @@ fn main() -> anyhow::Result<()> {
         "phase spread within a patch's centre: median {:.3} rad",
         spread.median().double_value(&[])
     );
+    println!(
+        "phase saturation (as train_result.json records it): {:.3}",
+        model.phase_saturation(&x.view([groups, c, n, n]))?
+    );
     Ok(())
 }
