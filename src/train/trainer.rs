@@ -377,6 +377,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_checkpoint_state_round_trips_every_float_exactly() {
+        // serde_json's default parser may land one ulp off (this loss did,
+        // and a resumed history differed from the uninterrupted one)
+        let v = -221.733_604_431_152_34_f64;
+        let state = LoopState {
+            epochs_done: 1,
+            learning_rate: 1e-3 / 3.0,
+            best_val: v,
+            plateau_wait: 0,
+            best_train: v.next_up(),
+            stop_wait: 0,
+            adam_step: 7,
+            history: History::default(),
+            stopped: false,
+        };
+        let back: LoopState = serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
+        assert_eq!(back.best_val.to_bits(), v.to_bits());
+        assert_eq!(back.best_train.to_bits(), v.next_up().to_bits());
+        assert_eq!(back.learning_rate.to_bits(), (1e-3f64 / 3.0).to_bits());
+    }
+
+    #[test]
     fn split_is_seeded_and_disjoint() {
         let (t, v) = split(100, 0.05, 3);
         assert_eq!((t.len(), v.len()), (95, 5));
