@@ -4,7 +4,7 @@
 use tch::Tensor;
 
 use crate::error::Result;
-use crate::physics::{far_field_amplitude, translate};
+use crate::physics::{far_field_amplitude, translate, translate_channels};
 
 /// Places the `C` patches of each group on a shared `(N + 2·pad)²` canvas at
 /// their relative offsets and averages where they overlap (normalised by
@@ -20,15 +20,18 @@ pub fn reassemble(patches: &Tensor, offsets_px: &Tensor, pad: i64) -> Result<Ten
     let (c, n) = (s[1], s[2]);
     let m = n + 2 * pad;
     let flat_offsets = offsets_px.reshape([-1, 2]);
-    let flat = patches.reshape([-1, n, n]);
-    let padded = flat.constant_pad_nd([pad, pad, pad, pad]);
-    let placed = translate(&padded, &flat_offsets)?
-        .view([-1, c, m, m])
+    // channels (re, im, 1): the patch and its coverage move in one pass
+    let ri = patches.reshape([-1, n, n]).view_as_real().permute([0, 3, 1, 2]);
+    let stacked = Tensor::cat(&[&ri, &ri.narrow(1, 0, 1).ones_like()], 1).constant_pad_nd([pad, pad, pad, pad]);
+    let moved = translate_channels(&stacked, &flat_offsets)?
+        .view([-1, c, 3, m, m])
         .sum_dim_intlist(1, false, None);
-    let ones = flat.real().ones_like().constant_pad_nd([pad, pad, pad, pad]);
-    let coverage = translate(&ones, &flat_offsets)?
-        .view([-1, c, m, m])
-        .sum_dim_intlist(1, false, None);
+    let placed = moved
+        .narrow(1, 0, 2)
+        .permute([0, 2, 3, 1])
+        .contiguous()
+        .view_as_complex();
+    let coverage = moved.select(1, 2);
     // zero where nothing lands; an average of the patches elsewhere
     Ok(placed / coverage.clamp_min(1e-3))
 }

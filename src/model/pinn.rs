@@ -181,6 +181,16 @@ impl Pinn {
         Ok((layers::extract(&canvas, offsets_px, n)?, layers::trim(&canvas, n)))
     }
 
+    /// [`constrain`](Self::constrain)'s object at the centroid alone
+    /// (inference skips the re-extraction).
+    fn merged_object(&self, patches: &Tensor, offsets_px: &Tensor) -> Result<Tensor> {
+        if self.cfg.channels() == 1 {
+            return Ok(patches.select(1, 0));
+        }
+        let canvas = layers::reassemble(patches, offsets_px, self.cfg.canvas_pad())?;
+        Ok(layers::trim(&canvas, self.cfg.n as i64))
+    }
+
     /// The training model.
     ///
     /// # Shapes
@@ -236,7 +246,7 @@ impl Pinn {
     pub fn diffraction_to_obj(&self, x: &Tensor, offsets_px: &Tensor) -> Result<Tensor> {
         self.check_inputs(x, offsets_px)?;
         let patches = self.object_patches(x);
-        Ok(self.constrain(&patches, &offsets_px.to_kind(Kind::Float))?.1)
+        self.merged_object(&patches, &offsets_px.to_kind(Kind::Float))
     }
 
     /// The same merged object as [`diffraction_to_obj`](Self::diffraction_to_obj),

@@ -19,7 +19,29 @@ pub fn translate(images: &Tensor, shifts_px: &Tensor) -> Result<Tensor> {
     if s.len() != 3 {
         return Err(Error::shape("images", "[B, H, W]", format!("{s:?}")));
     }
-    let (b, h, w) = (s[0], s[1], s[2]);
+    if images.is_complex() {
+        // channels = (re, im)
+        let ri = images.view_as_real().permute([0, 3, 1, 2]);
+        let out = translate_channels(&ri, shifts_px)?;
+        Ok(out.permute([0, 2, 3, 1]).contiguous().view_as_complex())
+    } else {
+        Ok(translate_channels(&images.to_kind(Kind::Float).unsqueeze(1), shifts_px)?.squeeze_dim(1))
+    }
+}
+
+/// [`translate`] for real images with several channels, all of image `b`
+/// moved by `shifts_px[b]` in one sampling pass.
+///
+/// # Shapes
+/// - `images`: `[B, K, H, W]` float32
+/// - `shifts_px`: `[B, 2]` float, columns `(dx, dy)` in pixels
+/// - returns `[B, K, H, W]` float32
+pub fn translate_channels(images: &Tensor, shifts_px: &Tensor) -> Result<Tensor> {
+    let s = images.size();
+    if s.len() != 4 {
+        return Err(Error::shape("images", "[B, K, H, W]", format!("{s:?}")));
+    }
+    let (b, h, w) = (s[0], s[2], s[3]);
     if shifts_px.size() != [b, 2] {
         return Err(Error::shape(
             "shifts",
@@ -41,18 +63,7 @@ pub fn translate(images: &Tensor, shifts_px: &Tensor) -> Result<Tensor> {
     let grid = Tensor::stack(&[gx.expand([-1, h, w], false), gy.expand([-1, h, w], false)], -1);
     const BILINEAR: i64 = 0;
     const ZEROS: i64 = 0;
-    if images.is_complex() {
-        // channels = (re, im)
-        let ri = images.view_as_real().permute([0, 3, 1, 2]).contiguous();
-        let out = ri.grid_sampler_2d(&grid, BILINEAR, ZEROS, true);
-        Ok(out.permute([0, 2, 3, 1]).contiguous().view_as_complex())
-    } else {
-        let out = images
-            .to_kind(Kind::Float)
-            .unsqueeze(1)
-            .grid_sampler_2d(&grid, BILINEAR, ZEROS, true);
-        Ok(out.squeeze_dim(1))
-    }
+    Ok(images.contiguous().grid_sampler_2d(&grid, BILINEAR, ZEROS, true))
 }
 
 #[cfg(test)]
