@@ -606,21 +606,7 @@ fn reconstruct_then_compare_writes_tables_and_a_figure() -> TestResult {
 fn reconstruct_takes_the_algorithm_from_its_config_unless_a_flag_overrides_it() -> TestResult {
     let dir = tempfile::tempdir()?;
     let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let out = ptycho(&[
-        "simulate",
-        "--out",
-        &p("ds.npz"),
-        "--size-px",
-        "32",
-        "--object-size-px",
-        "64",
-        "--spacing-px",
-        "6",
-        "--no-noise",
-        "--device",
-        "cpu",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    simulate_small(&p("ds.npz"), "3");
     std::fs::write(
         dir.path().join("solver.toml"),
         "algorithm = \"gradient\"\niterations = 2\ndevice = \"cpu\"\n",
@@ -652,22 +638,7 @@ fn compare_registers_what_its_policy_says_and_names_a_bad_policy() -> TestResult
     use ptycho_workbench::recon::{ReconMetadata, Reconstruction, write_recon_npz};
     let dir = tempfile::tempdir()?;
     let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let out = ptycho(&[
-        "simulate",
-        "--out",
-        &p("ds.npz"),
-        "--size-px",
-        "32",
-        "--object-size-px",
-        "96",
-        "--spacing-px",
-        "6",
-        "--seed",
-        "4",
-        "--device",
-        "cpu",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    simulate_small(&p("ds.npz"), "4");
     let truth = ptycho_workbench::data::read_dataset(std::path::Path::new(&p("ds.npz")))?
         .object
         .unwrap();

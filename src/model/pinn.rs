@@ -150,7 +150,8 @@ impl Pinn {
         (Tensor::complex(&(&a * phi.cos()), &(&a * phi.sin())), phi)
     }
 
-    fn check_inputs(&self, x: &Tensor, offsets_px: &Tensor) -> Result<()> {
+    /// `x` must be `[B, C, N, N]` for this model's C and N.
+    fn check_diffraction(&self, x: &Tensor) -> Result<()> {
         let (c, n) = (self.cfg.channels() as i64, self.cfg.n as i64);
         let s = x.size();
         if s.len() != 4 || s[1..] != [c, n, n] {
@@ -160,6 +161,12 @@ impl Pinn {
                 format!("{s:?}"),
             ));
         }
+        Ok(())
+    }
+
+    fn check_inputs(&self, x: &Tensor, offsets_px: &Tensor) -> Result<()> {
+        self.check_diffraction(x)?;
+        let (c, s) = (self.cfg.channels() as i64, x.size());
         if offsets_px.size() != [s[0], c, 2] {
             return Err(Error::shape(
                 "offsets",
@@ -219,15 +226,8 @@ impl Pinn {
     /// # Shapes
     /// `x`: `[B, C, N, N]` f32 normalised diffraction amplitude
     pub fn phase_saturation(&self, x: &Tensor) -> Result<f64> {
-        let (c, n) = (self.cfg.channels() as i64, self.cfg.n as i64);
-        let s = x.size();
-        if s.len() != 4 || s[1..] != [c, n, n] {
-            return Err(Error::shape(
-                "diffraction input",
-                format!("[B, {c}, {n}, {n}]"),
-                format!("{s:?}"),
-            ));
-        }
+        self.check_diffraction(x)?;
+        let n = self.cfg.n as i64;
         let _guard = tch::no_grad_guard();
         let phi = self.phase.forward(&self.encoder.forward(x));
         let centre = phi.narrow(-2, n / 4, n / 2).narrow(-1, n / 4, n / 2);
