@@ -371,6 +371,54 @@ fn make_scan(cfg: &SimConfig) -> Result<Vec<[f64; 2]>> {
 /// Patterns per batch on the device: bounds memory (~70 MB at N = 64).
 const BATCH: usize = 512;
 
+/// Runs `f` on a float32 CPU tensor of `shape` that is `values` itself, so
+/// that libtorch writes its result straight into the host buffer.
+///
+/// The tensor must not outlive the call: `f` may not keep it or a view of
+/// it (it gets a reference, and the only callers write into it and return
+/// `()`).
+fn with_host_tensor<const D: usize>(
+    values: &mut [f32],
+    shape: [i64; D],
+    f: impl FnOnce(&Tensor) -> Result<()>,
+) -> Result<()> {
+    let len: i64 = shape.iter().product();
+    assert_eq!(len as usize, values.len(), "the shape covers the buffer");
+    let mut strides = [1i64; D];
+    for d in (0..D.saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * shape[d + 1];
+    }
+    // SAFETY: the tensor borrows `values` (exclusively, through the &mut)
+    // for the duration of `f` only, and is dropped before we return.
+    let tensor = unsafe {
+        Tensor::f_from_blob(
+            values.as_mut_ptr() as *const u8,
+            &shape,
+            &strides,
+            Kind::Float,
+            Device::Cpu,
+        )?
+    };
+    let result = f(&tensor);
+    drop(tensor);
+    result
+}
+
+/// `Σ v` in float64 over eight interleaved partial sums (a fixed order, so
+/// the result is the same on every machine; eight independent additions
+/// per step instead of one long dependency chain).
+fn sum_in_lanes(values: &[f32]) -> f64 {
+    let mut lanes = [0f64; 8];
+    let chunks = values.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += v as f64;
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
+}
+
 /// Simulates a dataset on the default device (CUDA when present).
 pub fn simulate(cfg: &SimConfig) -> Result<Dataset> {
     simulate_on(cfg, crate::array::default_device())
@@ -380,6 +428,7 @@ pub fn simulate(cfg: &SimConfig) -> Result<Dataset> {
 pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
     cfg.validate()?;
     let _guard = tch::no_grad_guard();
+
     let n = cfg.size_px;
     let object = make_object(cfg, device)?;
     let probe = make_probe(cfg, device)?;
@@ -389,29 +438,33 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
     let positions_px = Array2::from_shape_vec((count, 2), flat).expect("sizes agree");
     let pos_t = f64_to_tensor(&positions_px, device);
 
-    // far-field intensities, one copy to the host per batch; the fftshift is
-    // folded into the probe (physics::forward::shift_modulation)
+    // far-field intensities; the fftshift is folded into the probe
+    // (physics::forward::shift_modulation)
     let modulated_probe = &probe * physics::forward::shift_modulation(n as i64, n as i64, device);
     let mut values = vec![0f32; count * n * n];
     let mut patches: Vec<num_complex::Complex32> = Vec::new();
     for start in (0..count).step_by(BATCH) {
         let len = BATCH.min(count - start);
-        let batch = physics::extract_patches(&object, &pos_t.narrow(0, start as i64, len as i64), n as i64)?;
-        let psi = physics::exit_waves(&modulated_probe, &batch)?;
-        let intensity = physics::forward::far_field_intensity_modulated(&psi)
-            .to_device(Device::Cpu)
-            .contiguous();
-        intensity.f_copy_data(&mut values[start * n * n..(start + len) * n * n], len * n * n)?;
+        let mut batch = physics::extract_patches(&object, &pos_t.narrow(0, start as i64, len as i64), n as i64)?;
         if cfg.store_patches {
             patches.extend(tensor_to_c64(&batch)?.iter());
+        }
+        physics::forward::exit_waves_in_place(&modulated_probe, &mut batch)?;
+        let dst = &mut values[start * n * n..(start + len) * n * n];
+        if device == Device::Cpu {
+            // libtorch writes the intensities straight into `values`
+            with_host_tensor(dst, [len as i64, n as i64, n as i64], |out| {
+                physics::forward::far_field_intensity_modulated_into(&batch, out)
+            })?;
+        } else {
+            // one copy to the host per batch
+            let intensity = physics::forward::far_field_intensity_modulated(&batch).to_device(Device::Cpu);
+            intensity.contiguous().f_copy_data(dst, len * n * n)?;
         }
     }
     // Σ I = Σ |Ψ|² (Parseval), summed on the host per pattern, then in order,
     // so the scale does not depend on the thread count.
-    let per_pattern: Vec<f64> = values
-        .par_chunks(n * n)
-        .map(|p| p.iter().map(|&v| v as f64).sum())
-        .collect();
+    let per_pattern: Vec<f64> = values.par_chunks(n * n).map(sum_in_lanes).collect();
     let mean_energy = per_pattern.iter().sum::<f64>() / count as f64;
     let mut metadata = Metadata {
         seed: Some(cfg.seed),
@@ -460,4 +513,35 @@ pub fn forward_amplitudes(ds: &Dataset, device: Device) -> Result<Tensor> {
     let patches = physics::extract_patches(&object, &ds.positions_tensor(device), ds.patch_size() as i64)?;
     let psi = physics::exit_waves(&ds.probe_tensor(device), &patches)?;
     Ok(physics::far_field_amplitude(&psi).to_kind(Kind::Float))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lane_sum_matches_a_plain_float64_sum_for_every_tail_length() {
+        for len in [0usize, 1, 7, 8, 9, 4096, 4099] {
+            let values: Vec<f32> = (0..len).map(|i| ((i as f32) * 0.37).sin().abs() * 1e3).collect();
+            let plain: f64 = values.iter().map(|&v| v as f64).sum();
+            assert!((sum_in_lanes(&values) - plain).abs() <= 1e-12 * plain.max(1.0), "{len}");
+        }
+    }
+
+    #[test]
+    fn a_host_tensor_writes_into_the_buffer_and_a_wrong_shape_is_refused() {
+        let mut values = vec![0f32; 6];
+        with_host_tensor(&mut values, [2, 3], |t| {
+            t.shallow_clone()
+                .f_copy_(&Tensor::arange(6, (Kind::Float, Device::Cpu)).view([2, 3]))?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(values, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        let wrong = std::panic::catch_unwind(move || {
+            let mut values = vec![0f32; 5];
+            with_host_tensor(&mut values, [2, 3], |_| Ok(()))
+        });
+        assert!(wrong.is_err());
+    }
 }

@@ -90,9 +90,10 @@ pub fn extract_patches(object: &Tensor, positions_px: &Tensor, n: i64) -> Result
     // first along x, then along y
     let fy = Tensor::from_slice(&fy).to_device(device).view([count, 1, 1, 1]);
     let fx = Tensor::from_slice(&fx).to_device(device).view([count, 1, 1, 1]);
+    // (one fused lerp per axis: a + f·(b − a))
     let re = windows.view_as_real();
-    let along_x: Tensor = re.narrow(2, 0, n) * (1.0 - &fx) + re.narrow(2, 1, n) * &fx;
-    let both: Tensor = along_x.narrow(1, 0, n) * (1.0 - &fy) + along_x.narrow(1, 1, n) * &fy;
+    let along_x = re.narrow(2, 0, n).lerp_tensor(&re.narrow(2, 1, n), &fx);
+    let both = along_x.narrow(1, 0, n).lerp_tensor(&along_x.narrow(1, 1, n), &fy);
     Ok(both.view_as_complex())
 }
 
@@ -133,6 +134,21 @@ fn extract_patches_gather(object: &Tensor, positions_px: &Tensor, n: i64) -> Ten
 /// # Shapes
 /// - `probe`: `[N, N]` complex64; `patches`: `[n, N, N]` complex64 → `[n, N, N]` complex64
 pub fn exit_waves(probe: &Tensor, patches: &Tensor) -> Result<Tensor> {
+    check_exit_wave_shapes(probe, patches)?;
+    Ok(patches * probe.unsqueeze(0))
+}
+
+/// Exit waves in place: `patches *= P`, with the checks of [`exit_waves`].
+///
+/// # Shapes
+/// - `probe`: `[N, N]` complex64; `patches`: `[n, N, N]` complex64
+pub fn exit_waves_in_place(probe: &Tensor, patches: &mut Tensor) -> Result<()> {
+    check_exit_wave_shapes(probe, patches)?;
+    let _ = patches.f_mul_(&probe.unsqueeze(0))?;
+    Ok(())
+}
+
+fn check_exit_wave_shapes(probe: &Tensor, patches: &Tensor) -> Result<()> {
     let p = probe.size();
     let s = patches.size();
     if p.len() != 2 || s.len() != 3 || s[1..] != p[..] {
@@ -142,7 +158,7 @@ pub fn exit_waves(probe: &Tensor, patches: &Tensor) -> Result<Tensor> {
             format!("patches {s:?}"),
         ));
     }
-    Ok(patches * probe.unsqueeze(0))
+    Ok(())
 }
 
 /// Far-field intensity `I = fftshift(|FFT2(Ψ)|² / N²)` over the last two
@@ -176,6 +192,22 @@ pub fn far_field_intensity(exit_waves: &Tensor) -> Tensor {
 /// - `modulated_exit_waves`: `[..., N, N]` complex64 → `[..., N, N]` float32
 pub fn far_field_intensity_modulated(modulated_exit_waves: &Tensor) -> Tensor {
     intensity(&modulated_exit_waves.fft_fft2(None::<&[i64]>, [-2, -1], "ortho"))
+}
+
+/// [`far_field_intensity_modulated`] written into `out` (for loops that
+/// write straight into a host buffer). The spectrum itself is a fresh tensor:
+/// libtorch's `fft_fft2_out` on the CPU computes into a temporary and copies.
+///
+/// # Shapes
+/// - `modulated_exit_waves`: `[n, N, N]` complex64; `out`: `[n, N, N]`
+///   float32 on the same device
+pub fn far_field_intensity_modulated_into(modulated_exit_waves: &Tensor, out: &Tensor) -> Result<()> {
+    let spectrum = modulated_exit_waves.f_fft_fft2(None::<&[i64]>, [-2, -1], "ortho")?;
+    let ri = spectrum.view_as_real();
+    let (re, im) = (ri.select(-1, 0), ri.select(-1, 1));
+    let mut out = re.f_mul_out(out, &re)?;
+    let _ = out.f_addcmul_(&im, &im)?;
+    Ok(())
 }
 
 /// `re² + im²` in two passes over the real view (libtorch's complex `abs`
@@ -268,5 +300,21 @@ mod tests {
             .fft_fftshift(Some([-2i64, -1].as_slice()));
         let d = (far_field_intensity(&psi) - &explicit).abs().max().double_value(&[]);
         assert!(d < 1e-5 * explicit.max().double_value(&[]), "{d}");
+    }
+
+    #[test]
+    fn intensity_written_into_a_buffer_equals_the_allocating_form() {
+        tch::manual_seed(4);
+        let psi = Tensor::randn([3, 8, 8], (Kind::ComplexFloat, Device::Cpu));
+        let mut patches = psi.copy();
+        let probe = Tensor::randn([8, 8], (Kind::ComplexFloat, Device::Cpu));
+        exit_waves_in_place(&probe, &mut patches).unwrap();
+        let expected_waves = exit_waves(&probe, &psi).unwrap();
+        assert!(bool::try_from(patches.eq_tensor(&expected_waves).all()).unwrap());
+        let out = Tensor::full([3, 8, 8], -1.0, (Kind::Float, Device::Cpu));
+        far_field_intensity_modulated_into(&patches, &out).unwrap();
+        let expected = far_field_intensity_modulated(&patches);
+        assert!(bool::try_from(out.eq_tensor(&expected).all()).unwrap());
+        assert!(exit_waves_in_place(&probe, &mut Tensor::zeros([3, 4, 4], (Kind::ComplexFloat, Device::Cpu))).is_err());
     }
 }

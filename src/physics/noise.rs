@@ -44,6 +44,10 @@ pub fn noisy_amplitude_from_intensity(
     first_index: u64,
 ) {
     let s2 = scale * scale;
+    // sqrt(k)/s for the common small counts, bit for bit what the formula gives
+    let amplitude: Vec<f32> = (0..AMPLITUDE_TABLE)
+        .map(|k| ((k as f64).sqrt() / scale) as f32)
+        .collect();
     intensity
         .par_chunks_mut(pattern_len)
         .enumerate()
@@ -51,10 +55,16 @@ pub fn noisy_amplitude_from_intensity(
             let mut rng = pattern_rng(seed, first_index + k as u64);
             for v in pattern.iter_mut() {
                 let counts = sample_poisson(&mut rng, s2 * *v as f64);
-                *v = ((counts as f64).sqrt() / scale) as f32;
+                *v = match amplitude.get(counts as usize) {
+                    Some(&a) => a,
+                    None => ((counts as f64).sqrt() / scale) as f32,
+                };
             }
         });
 }
+
+/// Counts below this take their amplitude from a table.
+const AMPLITUDE_TABLE: usize = 1024;
 
 /// The random stream of pattern `index`: Xoshiro256++ seeded with
 /// `splitmix64(splitmix64(seed) ^ index)`.
@@ -69,7 +79,7 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// One draw from Poisson(`rate`). Inversion by sequential search below 10,
+/// One draw from Poisson(`rate`). Inversion (a blocked search from zero) below 10,
 /// Hörmann's transformed rejection with squeeze (PTRS, 1993) above.
 pub fn sample_poisson<R: Rng>(rng: &mut R, rate: f64) -> u64 {
     if rate <= 0.0 {
@@ -78,18 +88,15 @@ pub fn sample_poisson<R: Rng>(rng: &mut R, rate: f64) -> u64 {
     if rate < 10.0 {
         let u: f64 = rng.random();
         // e^{−λ} ≥ 1 − λ: most draws at small rates are 0 without an exp
-        if u <= 1.0 - rate {
+        // (only below 0.25: above, the branch goes either way too often to pay)
+        if rate < 0.25 && u <= 1.0 - rate {
             return 0;
         }
-        let mut p = (-rate).exp();
-        let mut cdf = p;
-        let mut k = 0u64;
-        while u > cdf && k < 200 {
-            k += 1;
-            p *= rate * INV[k as usize];
-            cdf += p;
-        }
-        return k;
+        return if rate < 2.0 {
+            search_from_zero::<4>(u, rate, &BLOCK4)
+        } else {
+            search_from_zero::<8>(u, rate, &BLOCK8)
+        };
     }
     let slam = rate.sqrt();
     let b = 0.931 + 2.53 * slam;
@@ -117,16 +124,62 @@ pub fn sample_poisson<R: Rng>(rng: &mut R, rate: f64) -> u64 {
     }
 }
 
-const TWO_POW_M32: f64 = 1.0 / 4_294_967_296.0;
-
-/// `1/k` for the inversion loop (index 0 unused).
-static INV: LazyLock<[f64; 201]> = LazyLock::new(|| {
-    let mut t = [0.0; 201];
-    for (k, v) in t.iter_mut().enumerate().skip(1) {
-        *v = 1.0 / k as f64;
+/// The smallest `k` with `u ≤ P(K ≤ k)` for `K ~ Poisson(rate)`, `rate < 10`.
+///
+/// `B` terms at a time: `P(k0 + j) = P(k0) · rate^j · k0!/(k0 + j)!` from
+/// powers and a table, the partial sums compared with `u` at once and the
+/// comparisons counted. A block costs one well-predicted branch instead of
+/// one mispredicted branch per term; four-term blocks suit rates below 2
+/// (one block covers 86 % of draws at rate 2), eight-term blocks the rest.
+#[inline]
+fn search_from_zero<const B: usize>(u: f64, rate: f64, table: &[[f64; 9]]) -> u64 {
+    let mut powers = [1.0; 9];
+    for j in 1..=B {
+        powers[j] = powers[j - 1] * rate;
     }
-    t
-});
+    let mut p = (-rate).exp(); // P(k0)
+    let mut cdf = [0.0; B];
+    let mut below = 0.0; // P(K < k0)
+    let mut k0 = 0usize;
+    loop {
+        let t = &table[k0 / B];
+        let mut sum = below;
+        for j in 0..B {
+            sum += p * powers[j] * t[j];
+            cdf[j] = sum;
+        }
+        if u <= sum || k0 + B >= SEARCH_LIMIT {
+            let passed: usize = cdf[..B - 1].iter().map(|&c| (u > c) as usize).sum();
+            return (k0 + passed) as u64;
+        }
+        below = sum;
+        p *= powers[B] * t[B];
+        k0 += B;
+    }
+}
+
+/// Where the search gives up (the tail beyond it is below 1e-100 at rate 10).
+const SEARCH_LIMIT: usize = 200;
+
+/// `k0!/(k0 + j)!` for `j = 0..=B` (zero-padded to 9), one row per block
+/// start `k0 = 0, B, 2B, …`.
+fn block_table<const B: usize>() -> Vec<[f64; 9]> {
+    (0..SEARCH_LIMIT / B)
+        .map(|b| {
+            let mut row = [0.0; 9];
+            row[0] = 1.0;
+            for j in 1..=B {
+                row[j] = row[j - 1] / (B * b + j) as f64;
+            }
+            row
+        })
+        .collect()
+}
+
+static BLOCK4: LazyLock<Vec<[f64; 9]>> = LazyLock::new(block_table::<4>);
+static BLOCK8: LazyLock<Vec<[f64; 9]>> = LazyLock::new(block_table::<8>);
+
+const TWO_POW_M32: f64 = 1.0 / 4_294_967_296.0;
 
 /// `ln(k!)` for `k < 256`.
 static LN_FACTORIAL: LazyLock<[f64; 256]> = LazyLock::new(|| {
@@ -204,5 +257,68 @@ mod tests {
             let k = (30.0 * *x as f64).powi(2);
             assert!((k - k.round()).abs() < 1e-3 * k.max(1.0), "{k}");
         }
+    }
+
+    /// The plain sequential search the block search replaced: the
+    /// reference it must agree with.
+    fn sequential_search(u: f64, rate: f64) -> u64 {
+        let mut p = (-rate).exp();
+        let mut cdf = p;
+        let mut k = 0u64;
+        while u > cdf && k < 200 {
+            k += 1;
+            p *= rate / k as f64;
+            cdf += p;
+        }
+        k
+    }
+
+    #[test]
+    fn block_search_agrees_with_the_sequential_search_on_both_block_sizes() {
+        let mut rng = pattern_rng(5, 9);
+        let mut checked = 0;
+        for rate in [0.26f64, 0.9, 1.5, 1.999, 2.0, 3.7, 7.0, 9.999] {
+            for i in 0..20_000usize {
+                // uniform u, plus u right at the CDF steps of k = 0..12
+                let u: f64 = if i < 19_000 {
+                    rng.random()
+                } else {
+                    let k = ((i - 19_000) % 13) as u64;
+                    let cdf: f64 = (0..=k)
+                        .map(|j| (-rate + j as f64 * rate.ln() - ln_factorial(j)).exp())
+                        .sum();
+                    cdf * (1.0 + [-1e-9, 1e-9][i % 2])
+                };
+                if u >= 1.0 {
+                    continue;
+                }
+                let ours = if rate < 2.0 {
+                    search_from_zero::<4>(u, rate, &BLOCK4)
+                } else {
+                    search_from_zero::<8>(u, rate, &BLOCK8)
+                };
+                assert_eq!(ours, sequential_search(u, rate), "rate {rate}, u {u}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 150_000);
+    }
+
+    #[test]
+    fn the_amplitude_table_gives_the_formula_bit_for_bit() {
+        // counts both below and above the table's end
+        let clean: Vec<f32> = (0..4096)
+            .map(|i| (i as f32 * 0.011).sin().powi(2) * (i % 97) as f32)
+            .collect();
+        let scale = 17.3;
+        let mut noisy = clean.clone();
+        noisy_amplitude_from_intensity(&mut noisy, 1024, scale, 3, 0);
+        let mut big = 0;
+        for x in &noisy {
+            let k = ((scale * *x as f64).powi(2)).round();
+            assert_eq!(*x, (k.sqrt() / scale) as f32);
+            big += (k >= AMPLITUDE_TABLE as f64) as usize;
+        }
+        assert!(big > 0, "some counts must pass the table");
     }
 }
