@@ -66,15 +66,15 @@ step() {
 step environment bash -c "nvidia-smi; '$PY' -c 'import torch; print(torch.__version__, torch.cuda.is_available(), torch.cuda.get_device_name(0))'; '$BIN' --version"
 step same-seed "$BIN" bench same-seed --device "$DEVICE" --out "$RESULTS/same_seed.json"
 for batch in $BATCHES; do
-    step "train-b$batch-fp32" "$BIN" bench train --device "$DEVICE" --batch-size "$batch" --steps "$STEPS" --json
+    step "train-b$batch-fp32" "$BIN" bench train --device "$DEVICE" --batch-size "$batch" --steps "$STEPS" --rounds 1 --json
 done
 if [ "$DEVICE" != cpu ]; then  # autocast is CUDA's
-    step train-b64-fp16 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --precision fp16 --json
+    step train-b64-fp16 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --rounds 1 --precision fp16 --json
 fi
-step infer-n64 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size "$INFER64" --batches 10 --json
-step infer-n128 "$BIN" bench infer --device "$DEVICE" --n 128 --batch-size "$INFER128" --batches 10 --json
+step infer-n64 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size "$INFER64" --batches 10 --rounds 1 --json
+step infer-n128 "$BIN" bench infer --device "$DEVICE" --n 128 --batch-size "$INFER128" --batches 10 --rounds 1 --json
 if [ "$DEVICE" != cpu ]; then
-    step infer-n64-fp16 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size "$INFER64" --batches 10 --precision fp16 --json
+    step infer-n64-fp16 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size "$INFER64" --batches 10 --rounds 1 --precision fp16 --json
 fi
 step iterative "$BIN" bench iterative --device "$DEVICE" --iterations 20 --json
 step stitch "$BIN" bench stitch --device "$DEVICE" --patches "$PATCHES" --json

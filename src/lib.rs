@@ -36,6 +36,7 @@ pub mod model;
 pub mod physics;
 pub mod plot;
 pub mod recon;
+pub mod runtime;
 pub mod simulate;
 pub mod study;
 pub mod train;

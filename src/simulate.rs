@@ -426,6 +426,7 @@ pub fn simulate(cfg: &SimConfig) -> Result<Dataset> {
 
 /// Simulates a dataset on `device`.
 pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
+    crate::runtime::keep_freed_memory();
     cfg.validate()?;
     let _guard = tch::no_grad_guard();
 

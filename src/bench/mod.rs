@@ -215,9 +215,13 @@ fn run_script<T: serde::de::DeserializeOwned>(
     env: &[(&str, String)],
 ) -> Result<T> {
     let path = benches_dir().join(script);
-    let out = Command::new(python)
-        .arg(&path)
-        .args(args)
+    let mut command = Command::new(python);
+    command.arg(&path).args(args);
+    // the reference runs under the same allocator settings as we do
+    if crate::runtime::freed_memory_kept() && std::env::var_os(crate::runtime::GLIBC_TUNABLES.0).is_none() {
+        command.env(crate::runtime::GLIBC_TUNABLES.0, crate::runtime::GLIBC_TUNABLES.1);
+    }
+    let out = command
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .map_err(|e| Error::External {
@@ -315,8 +319,13 @@ pub fn format_table(rows: &[BenchRow]) -> String {
 pub struct TrainBench {
     pub n: usize,
     pub batch_size: usize,
+    /// Timed steps per round, on each side.
     pub steps: usize,
     pub warmup: usize,
+    /// Rounds of (our steps, then the reference's); the ratio is the
+    /// median of the rounds' ratios, so a machine that slows down for a
+    /// while weighs on both sides.
+    pub rounds: usize,
     pub threads: usize,
     pub python: PathBuf,
     pub device: tch::Device,
@@ -379,6 +388,7 @@ impl Default for TrainBench {
             batch_size: 16,
             steps: 10,
             warmup: 2,
+            rounds: 3,
             threads: default_threads(),
             python: default_python(),
             device: tch::Device::Cpu,
@@ -429,6 +439,42 @@ fn run_pinn_reference(run: &PinnRun<'_>) -> Result<TrainReferenceOut> {
     run_script(run.python, "reference_pinn.py", &args, &[])
 }
 
+/// Step times of both sides of a network benchmark, measured in alternating
+/// rounds.
+struct Alternated {
+    ours: Vec<f64>,
+    reference: Vec<f64>,
+    /// Median over the rounds of (reference median / our median).
+    ratio: f64,
+    /// The last reference run (peak memory, FLOP count).
+    last_reference: TrainReferenceOut,
+}
+
+/// Runs `rounds` rounds of `ours` then `reference`, each returning its step
+/// times.
+fn alternate(
+    rounds: usize,
+    mut ours: impl FnMut() -> Result<Vec<f64>>,
+    mut reference: impl FnMut() -> Result<TrainReferenceOut>,
+) -> Result<Alternated> {
+    let (mut all_ours, mut all_reference, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last = None;
+    for _ in 0..rounds.max(1) {
+        let o = ours()?;
+        let r = reference()?;
+        ratios.push(median(&r.step_seconds) / median(&o));
+        all_ours.extend(o);
+        all_reference.extend(r.step_seconds.iter().copied());
+        last = Some(r);
+    }
+    Ok(Alternated {
+        ours: all_ours,
+        reference: all_reference,
+        ratio: median(&ratios),
+        last_reference: last.expect("at least one round"),
+    })
+}
+
 /// Training steps per second of the PINN (gridsize 1 and 2, the default
 /// network at N = 64, batch 16 by default) against the same network in plain
 /// PyTorch (`benches/reference_pinn.py`), same threads, device, precision and
@@ -460,21 +506,23 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
         let offsets = (Tensor::rand([bs, c, 2], (Kind::Float, device)) - 0.5) * 8.0;
         let counts = (Tensor::rand([bs, c, n, n], (Kind::Float, device)) * 50.0).round();
         let autocast = b.precision == Precision::Fp16;
-        let mut ours = Vec::with_capacity(b.steps);
-        for i in 0..b.warmup + b.steps {
-            let t = Instant::now();
-            adam.zero_grad();
-            let predicted = tch::autocast(autocast, || model.autoencoder(&x, &offsets).map(|o| o.counts()))?;
-            let loss = poisson_nll(&predicted.to_kind(Kind::Float), &counts);
-            loss.backward();
-            adam.step();
-            let _ = loss.double_value(&[]);
-            if i >= b.warmup {
-                ours.push(t.elapsed().as_secs_f64());
+        let mut our_round = || -> Result<Vec<f64>> {
+            let mut ours = Vec::with_capacity(b.steps);
+            for i in 0..b.warmup + b.steps {
+                let t = Instant::now();
+                adam.zero_grad();
+                let predicted = tch::autocast(autocast, || model.autoencoder(&x, &offsets).map(|o| o.counts()))?;
+                let loss = poisson_nll(&predicted.to_kind(Kind::Float), &counts);
+                loss.backward();
+                adam.step();
+                let _ = loss.double_value(&[]);
+                if i >= b.warmup {
+                    ours.push(t.elapsed().as_secs_f64());
+                }
             }
-        }
-        let ours_rss = peak_rss_mb();
-        let reference = run_pinn_reference(&PinnRun {
+            Ok(ours)
+        };
+        let run = PinnRun {
             python: &b.python,
             mode: "train",
             gridsize,
@@ -485,7 +533,10 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
             threads: b.threads,
             device,
             precision: b.precision,
-        })?;
+        };
+        let measured = alternate(b.rounds, &mut our_round, || run_pinn_reference(&run))?;
+        let ours_rss = peak_rss_mb();
+        let reference = &measured.last_reference;
         // per step: the reference counts FLOPs per sample
         let flops_per_unit = reference.flops_per_sample.map(|f| f * b.batch_size as f64);
         let rate = |s: &[f64]| 1.0 / median(s);
@@ -497,15 +548,15 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
                 b.precision.name()
             ),
             unit: "steps/s".into(),
-            ours: rate(&ours),
-            reference: rate(&reference.step_seconds),
-            reference_name: "PyTorch eager (benches/reference_pinn.py)".into(),
-            ratio: rate(&ours) / rate(&reference.step_seconds),
+            ours: rate(&measured.ours),
+            reference: rate(&measured.reference),
+            reference_name: format!("PyTorch eager (benches/reference_pinn.py), {} rounds", b.rounds.max(1)),
+            ratio: measured.ratio,
             ours_threads: b.threads,
             ours_peak_rss_mb: ours_rss,
             reference_peak_rss_mb: reference.peak_rss_mb,
-            ours_seconds: ours,
-            reference_seconds: reference.step_seconds,
+            ours_seconds: measured.ours.clone(),
+            reference_seconds: measured.reference.clone(),
             device: format!("{device:?}"),
             flops_per_unit,
             peak_fraction: None,
@@ -565,8 +616,11 @@ pub struct InferBench {
     pub n: usize,
     /// Groups per forward pass (one group per scan position).
     pub batch_size: usize,
+    /// Timed batches per round, on each side.
     pub batches: usize,
     pub warmup: usize,
+    /// Rounds of (our batches, then the reference's), as in [`TrainBench`].
+    pub rounds: usize,
     pub threads: usize,
     pub python: PathBuf,
     pub device: tch::Device,
@@ -580,6 +634,7 @@ impl Default for InferBench {
             batch_size: 64,
             batches: 5,
             warmup: 1,
+            rounds: 3,
             threads: default_threads(),
             python: default_python(),
             device: tch::Device::Cpu,
@@ -614,17 +669,19 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
         let model = Pinn::new(&cfg, &probe, 30.0, 0, device)?;
         let x = Tensor::rand([bs, c, n, n], (Kind::Float, device)) * 4.0;
         let offsets = (Tensor::rand([bs, c, 2], (Kind::Float, device)) - 0.5) * 8.0;
-        let mut ours = Vec::with_capacity(b.batches);
-        for i in 0..b.warmup + b.batches {
-            let t = Instant::now();
-            let y = tch::autocast(autocast, || model.diffraction_to_obj(&x, &offsets))?;
-            let _ = y.abs().sum(Kind::Float).double_value(&[]);
-            if i >= b.warmup {
-                ours.push(t.elapsed().as_secs_f64());
+        let our_round = || -> Result<Vec<f64>> {
+            let mut ours = Vec::with_capacity(b.batches);
+            for i in 0..b.warmup + b.batches {
+                let t = Instant::now();
+                let y = tch::autocast(autocast, || model.diffraction_to_obj(&x, &offsets))?;
+                let _ = y.abs().sum(Kind::Float).double_value(&[]);
+                if i >= b.warmup {
+                    ours.push(t.elapsed().as_secs_f64());
+                }
             }
-        }
-        let ours_rss = peak_rss_mb();
-        let reference = run_pinn_reference(&PinnRun {
+            Ok(ours)
+        };
+        let run = PinnRun {
             python: &b.python,
             mode: "infer",
             gridsize,
@@ -635,7 +692,10 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
             threads: b.threads,
             device,
             precision: b.precision,
-        })?;
+        };
+        let measured = alternate(b.rounds, our_round, || run_pinn_reference(&run))?;
+        let ours_rss = peak_rss_mb();
+        let reference = &measured.last_reference;
         let rate = |s: &[f64]| b.batch_size as f64 / median(s);
         rows.push(BenchRow {
             name: format!(
@@ -645,15 +705,18 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
                 b.precision.name()
             ),
             unit: "positions/s".into(),
-            ours: rate(&ours),
-            reference: rate(&reference.step_seconds),
-            reference_name: "PyTorch eager (benches/reference_pinn.py --mode infer)".into(),
-            ratio: rate(&ours) / rate(&reference.step_seconds),
+            ours: rate(&measured.ours),
+            reference: rate(&measured.reference),
+            reference_name: format!(
+                "PyTorch eager (benches/reference_pinn.py --mode infer), {} rounds",
+                b.rounds.max(1)
+            ),
+            ratio: measured.ratio,
             ours_threads: b.threads,
             ours_peak_rss_mb: ours_rss,
             reference_peak_rss_mb: reference.peak_rss_mb,
-            ours_seconds: ours,
-            reference_seconds: reference.step_seconds,
+            ours_seconds: measured.ours.clone(),
+            reference_seconds: measured.reference.clone(),
             device: format!("{device:?}"),
             flops_per_unit: reference.flops_per_sample,
             peak_fraction: None,

@@ -161,6 +161,7 @@ pub fn run_suite(cfg: &SuiteConfig, on_rows: &mut dyn FnMut(&[BenchRow])) -> Sui
                 train_bench(&TrainBench {
                     batch_size: batch,
                     steps: if cfg.quick { 3 } else { 10 },
+                    rounds: if cfg.quick { 1 } else { 3 },
                     threads: cfg.threads,
                     python: python.to_path_buf(),
                     device,
@@ -176,6 +177,7 @@ pub fn run_suite(cfg: &SuiteConfig, on_rows: &mut dyn FnMut(&[BenchRow])) -> Sui
             infer_bench(&InferBench {
                 batch_size: if device == Device::Cpu { 64 } else { 1024 },
                 batches: repeats,
+                rounds: if cfg.quick { 1 } else { 3 },
                 threads: cfg.threads,
                 python: python.to_path_buf(),
                 device,

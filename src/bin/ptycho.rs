@@ -326,8 +326,12 @@ enum BenchCommand {
     Train {
         #[arg(long)]
         json: bool,
+        /// Timed steps per round, on each side.
         #[arg(long, default_value_t = 10)]
         steps: usize,
+        /// Rounds of (our steps, the reference's); the ratio is their median.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         #[arg(long, default_value_t = 16)]
         batch_size: usize,
         /// Threads for libtorch, here and in the reference (default: all cores).
@@ -347,8 +351,12 @@ enum BenchCommand {
         /// Groups per forward pass.
         #[arg(long, default_value_t = 64)]
         batch_size: usize,
+        /// Timed batches per round, on each side.
         #[arg(long, default_value_t = 5)]
         batches: usize,
+        /// Rounds of (our batches, the reference's); the ratio is their median.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Threads for libtorch, here and in the reference (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -580,6 +588,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Train {
             json,
             steps,
+            rounds,
             batch_size,
             threads,
             device,
@@ -587,6 +596,7 @@ fn run(cli: Cli) -> Result<()> {
         }) => {
             let mut b = bench::TrainBench {
                 steps,
+                rounds,
                 batch_size,
                 device: ptycho_workbench::array::parse_device(&device)?,
                 precision: precision.parse()?,
@@ -605,6 +615,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             batch_size,
             batches,
+            rounds,
             threads,
             n,
             device,
@@ -614,6 +625,7 @@ fn run(cli: Cli) -> Result<()> {
                 n,
                 batch_size,
                 batches,
+                rounds,
                 device: ptycho_workbench::array::parse_device(&device)?,
                 precision: precision.parse()?,
                 ..bench::InferBench::default()
@@ -1014,6 +1026,9 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Reuse freed memory instead of mapping fresh pages every step
+    // (ptycho_workbench::runtime).
+    ptycho_workbench::runtime::keep_freed_memory();
     // A bug must still end in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error (please report): {info}");

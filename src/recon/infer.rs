@@ -99,6 +99,7 @@ pub struct ReconMetadata {
 impl Bundle {
     /// Reconstructs the full object of `ds` with this bundle's model.
     pub fn reconstruct(&self, ds: &Dataset, cfg: &ReconConfig) -> Result<Reconstruction> {
+        crate::runtime::keep_freed_memory();
         ds.validate()?;
         let mcfg = self.config();
         if ds.patch_size() != mcfg.n {

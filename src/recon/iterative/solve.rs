@@ -126,6 +126,7 @@ pub fn reconstruct_iterative(
     cfg: &IterativeConfig,
     observer: &mut dyn FnMut(&IterationRecord),
 ) -> Result<IterativeOutcome> {
+    crate::runtime::keep_freed_memory();
     cfg.validate()?;
     ds.validate()?;
     let device = parse_device(&cfg.device)?;

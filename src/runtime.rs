@@ -1,0 +1,110 @@
+//! Process-wide settings for long tensor work on the CPU.
+//!
+//! glibc's allocator returns every block above its mmap threshold (at most
+//! 32 MiB) to the kernel when it is freed, and trims the heap's free top.
+//! A training or inference step allocates and frees the same large
+//! activations every step (a `[64, 64, 64, 64]` float32 activation is
+//! 64 MiB), so each step the kernel maps fresh pages, zeroes them on first
+//! touch and, on a multi-core (virtual) machine, flushes other cores' TLBs
+//! when they are unmapped. Gridsize-2 inference at batch 64 on a 2-core
+//! machine spent about 40 % of its time in the kernel this way
+//! (docs/performance.md).
+//!
+//! [`keep_freed_memory`] tells the allocator to serve blocks from its heaps
+//! and never trim them, so freed memory is reused by the next step (in the
+//! main thread, where libtorch allocates a step's tensors, blocks of any
+//! size; another thread's arena still maps blocks above 64 MiB): the
+//! process keeps its peak memory (the trade PyTorch's CUDA caching
+//! allocator makes on the GPU). The library calls it at the start of
+//! training, inference and simulation; set `PTYCHO_KEEP_FREED_MEMORY=0` to
+//! keep glibc's defaults.
+use std::sync::OnceLock;
+
+/// The environment variable that turns [`keep_freed_memory`] off (`0`).
+pub const KEEP_FREED_MEMORY_ENV: &str = "PTYCHO_KEEP_FREED_MEMORY";
+
+/// The same allocator settings for a child process (a reference script),
+/// as glibc tunables: `(variable, value)`.
+pub const GLIBC_TUNABLES: (&str, &str) = (
+    "GLIBC_TUNABLES",
+    "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295",
+);
+
+/// Makes glibc's allocator keep freed memory for reuse (once per process;
+/// later calls return the first answer). Returns whether the settings are
+/// in force: false when turned off by `PTYCHO_KEEP_FREED_MEMORY=0` or on a
+/// platform without glibc.
+pub fn keep_freed_memory() -> bool {
+    *APPLIED.get_or_init(|| {
+        if std::env::var(KEEP_FREED_MEMORY_ENV).is_ok_and(|v| v.trim() == "0") {
+            return false;
+        }
+        apply()
+    })
+}
+
+/// Whether [`keep_freed_memory`] has run in this process and its settings
+/// are in force (without applying them).
+pub fn freed_memory_kept() -> bool {
+    APPLIED.get().copied().unwrap_or(false)
+}
+
+static APPLIED: OnceLock<bool> = OnceLock::new();
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn apply() -> bool {
+    // SAFETY: mallopt only changes the allocator's parameters; it is
+    // thread-safe in glibc and takes effect for later allocations.
+    unsafe {
+        // no mmap for large blocks: they come from (and go back to) the heap
+        let no_mmap = libc::mallopt(libc::M_MMAP_MAX, 0) == 1;
+        // never give the heap's free top back to the kernel
+        let no_trim = libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1;
+        no_mmap && no_trim
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn apply() -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Minor page faults of the calling thread so far.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn thread_minor_faults() -> i64 {
+        // SAFETY: getrusage writes into the zeroed struct we pass
+        unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut usage), 0);
+            usage.ru_minflt
+        }
+    }
+
+    #[test]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn a_freed_large_block_is_reused_without_new_page_faults() {
+        if !keep_freed_memory() {
+            return; // turned off by the environment: glibc's defaults apply
+        }
+        // 16 MiB (a test runs in a thread arena, which holds blocks up to
+        // 64 MiB). By default the first one is mapped on its own and unmapped
+        // when freed, and the second one grows the heap: both fault on every
+        // page. Kept memory faults only the first time.
+        let touch = || {
+            let before = thread_minor_faults();
+            let block = std::hint::black_box(vec![1u8; 16 << 20]);
+            assert_eq!(block[block.len() - 1], 1);
+            thread_minor_faults() - before
+        };
+        let first = touch();
+        let second = touch();
+        assert!(
+            second * 4 <= first.max(16),
+            "{first} faults on the first allocation, {second} on the second"
+        );
+    }
+}
