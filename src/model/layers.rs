@@ -4,7 +4,7 @@
 use tch::Tensor;
 
 use crate::error::Result;
-use crate::physics::{far_field_amplitude, translate, translate_channels};
+use crate::physics::{far_field_amplitude, translate_channels, translate_crops};
 
 /// Places the `C` patches of each group on a shared `(N + 2·pad)²` canvas at
 /// their relative offsets and averages where they overlap (normalised by
@@ -20,18 +20,28 @@ pub fn reassemble(patches: &Tensor, offsets_px: &Tensor, pad: i64) -> Result<Ten
     let (c, n) = (s[1], s[2]);
     let m = n + 2 * pad;
     let flat_offsets = offsets_px.reshape([-1, 2]);
-    // channels (re, im, 1): the patch and its coverage move in one pass
     let ri = patches.reshape([-1, n, n]).view_as_real().permute([0, 3, 1, 2]);
-    let stacked = Tensor::cat(&[&ri, &ri.narrow(1, 0, 1).ones_like()], 1).constant_pad_nd([pad, pad, pad, pad]);
-    let moved = translate_channels(&stacked, &flat_offsets)?
-        .view([-1, c, 3, m, m])
-        .sum_dim_intlist(1, false, None);
-    let placed = moved
-        .narrow(1, 0, 2)
-        .permute([0, 2, 3, 1])
-        .contiguous()
-        .view_as_complex();
-    let coverage = moved.select(1, 2);
+    let ones = ri.narrow(1, 0, 1).ones_like();
+    let (placed, coverage) = if patches.requires_grad() {
+        // training: only (re, im) carry a gradient, so the coverage (which
+        // does not depend on the patches) moves in a pass of its own and the
+        // backward pass samples two channels instead of three
+        let moved = translate_channels(&ri.constant_pad_nd([pad, pad, pad, pad]), &flat_offsets)?
+            .view([-1, c, 2, m, m])
+            .sum_dim_intlist(1, false, None);
+        let coverage = translate_channels(&ones.constant_pad_nd([pad, pad, pad, pad]), &flat_offsets)?
+            .view([-1, c, m, m])
+            .sum_dim_intlist(1, false, None);
+        (moved, coverage)
+    } else {
+        // channels (re, im, 1): the patch and its coverage move in one pass
+        let stacked = Tensor::cat(&[&ri, &ones], 1).constant_pad_nd([pad, pad, pad, pad]);
+        let moved = translate_channels(&stacked, &flat_offsets)?
+            .view([-1, c, 3, m, m])
+            .sum_dim_intlist(1, false, None);
+        (moved.narrow(1, 0, 2), moved.select(1, 2))
+    };
+    let placed = placed.permute([0, 2, 3, 1]).contiguous().view_as_complex();
     // zero where nothing lands; an average of the patches elsewhere
     Ok(placed / coverage.clamp_min(1e-3))
 }
@@ -42,11 +52,12 @@ pub fn reassemble(patches: &Tensor, offsets_px: &Tensor, pad: i64) -> Result<Ten
 /// - `canvas`: `[B, M, M]` complex64; `offsets_px`: `[B, C, 2]` → `[B, C, N, N]`
 pub fn extract(canvas: &Tensor, offsets_px: &Tensor, n: i64) -> Result<Tensor> {
     let m = canvas.size()[1];
-    let c = offsets_px.size()[1];
     let pad = (m - n) / 2;
-    let repeated = canvas.unsqueeze(1).expand([-1, c, m, m], false).reshape([-1, m, m]);
-    let centred = translate(&repeated, &(-offsets_px.reshape([-1, 2])))?;
-    Ok(centred.narrow(1, pad, n).narrow(2, pad, n).reshape([-1, c, n, n]))
+    // member c's patch is the canvas moved by −offset, cropped at the centre:
+    // only the N×N windows are sampled, from the one canvas per group
+    let ri = canvas.view_as_real().permute([0, 3, 1, 2]);
+    let crops = translate_crops(&ri, &(-offsets_px), pad, n)?;
+    Ok(crops.permute([0, 1, 3, 4, 2]).contiguous().view_as_complex())
 }
 
 /// The central `N×N` of a canvas: the object seen from the group centroid.
@@ -73,6 +84,21 @@ mod tests {
 
     fn offsets(v: &[f32], b: i64, c: i64) -> Tensor {
         Tensor::from_slice(v).view([b, c, 2])
+    }
+
+    #[test]
+    fn training_and_inference_reassemble_the_same_canvas() {
+        tch::manual_seed(9);
+        let patches = Tensor::randn([2, 4, 16, 16], (Kind::ComplexFloat, Device::Cpu));
+        let offs = (Tensor::rand([2, 4, 2], (Kind::Float, Device::Cpu)) - 0.5) * 6.0;
+        let inference = reassemble(&patches, &offs, 4).unwrap();
+        let leaf = patches.copy().set_requires_grad(true);
+        let training = reassemble(&leaf, &offs, 4).unwrap();
+        let d = (&training - &inference).abs().max().double_value(&[]);
+        assert!(d < 1e-6, "{d}");
+        // and the gradient reaches the patches: d/dP Σ|canvas|² is nonzero
+        training.abs().square().sum(Kind::Float).backward();
+        assert!(leaf.grad().abs().max().double_value(&[]) > 0.0);
     }
 
     #[test]

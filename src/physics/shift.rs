@@ -66,6 +66,57 @@ pub fn translate_channels(images: &Tensor, shifts_px: &Tensor) -> Result<Tensor>
     Ok(images.contiguous().grid_sampler_2d(&grid, BILINEAR, ZEROS, true))
 }
 
+/// `C` translated copies of each image, each cropped to a `size × size`
+/// window at `(top_left, top_left)`: `out[b, c] = crop(translate(images[b],
+/// shifts_px[b, c]))`. Only the window is sampled, and the image is not
+/// repeated per copy, so this costs `size²/(H·W)` of translating whole
+/// copies and cropping them.
+///
+/// # Shapes
+/// - `images`: `[B, K, H, W]` float32
+/// - `shifts_px`: `[B, C, 2]` float, columns `(dx, dy)` in pixels
+/// - returns `[B, C, K, size, size]` float32
+pub fn translate_crops(images: &Tensor, shifts_px: &Tensor, top_left: i64, size: i64) -> Result<Tensor> {
+    let s = images.size();
+    if s.len() != 4 {
+        return Err(Error::shape("images", "[B, K, H, W]", format!("{s:?}")));
+    }
+    let (b, k, h, w) = (s[0], s[1], s[2], s[3]);
+    let t = shifts_px.size();
+    if t.len() != 3 || t[0] != b || t[2] != 2 {
+        return Err(Error::shape("shifts", format!("[{b}, C, 2]"), format!("{t:?}")));
+    }
+    if h < 2 || w < 2 || top_left < 0 || top_left + size > h.min(w) {
+        return Err(Error::shape(
+            "images",
+            format!("at least 2×2 and holding the window {top_left}..{}", top_left + size),
+            format!("{s:?}"),
+        ));
+    }
+    let c = t[1];
+    let device = images.device();
+    let shifts = shifts_px.to_device(device).to_kind(Kind::Float);
+    // window pixel (i, j) samples (top_left + j − dx, top_left + i − dy)
+    let window = Tensor::arange(size, (Kind::Float, device)) + top_left as f64;
+    let dx = shifts.select(2, 0).unsqueeze(-1).unsqueeze(-1);
+    let dy = shifts.select(2, 1).unsqueeze(-1).unsqueeze(-1);
+    let gx = (window.view([1, 1, 1, size]) - dx) * (2.0 / (w - 1) as f64) - 1.0;
+    let gy = (window.view([1, 1, size, 1]) - dy) * (2.0 / (h - 1) as f64) - 1.0;
+    // [B, C·size, size, 2]: all copies of image b in one grid (−1: any batch size)
+    let grid = Tensor::stack(
+        &[
+            gx.expand([-1, c, size, size], false),
+            gy.expand([-1, c, size, size], false),
+        ],
+        -1,
+    )
+    .reshape([-1, c * size, size, 2]);
+    const BILINEAR: i64 = 0;
+    const ZEROS: i64 = 0;
+    let out = images.contiguous().grid_sampler_2d(&grid, BILINEAR, ZEROS, true);
+    Ok(out.view([-1, k, c, size, size]).permute([0, 2, 1, 3, 4]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +160,26 @@ mod tests {
         let out = translate(&img, &Tensor::from_slice(&[2.0f32, 0.0]).view([1, 2])).unwrap();
         assert!(out.double_value(&[0, 0, 1]).abs() < 1e-6);
         assert!((out.double_value(&[0, 0, 2]) - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn translated_crops_equal_translating_whole_copies_and_cropping() {
+        tch::manual_seed(2);
+        let images = Tensor::randn([2, 3, 20, 20], (Kind::Float, Device::Cpu));
+        let shifts = (Tensor::rand([2, 4, 2], (Kind::Float, Device::Cpu)) - 0.5) * 9.0;
+        let crops = translate_crops(&images, &shifts, 5, 10).unwrap();
+        assert_eq!(crops.size(), [2, 4, 3, 10, 10]);
+        for b in 0..2 {
+            for c in 0..4 {
+                let whole = translate_channels(&images.narrow(0, b, 1), &shifts.get(b).narrow(0, c, 1)).unwrap();
+                let expected = whole.get(0).narrow(1, 5, 10).narrow(2, 5, 10);
+                let d = (crops.get(b).get(c) - expected).abs().max().double_value(&[]);
+                assert!(d < 1e-5, "b {b} c {c}: {d}");
+            }
+        }
+        assert!(
+            translate_crops(&images, &shifts, 12, 10).is_err(),
+            "window past the edge"
+        );
     }
 }
