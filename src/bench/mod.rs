@@ -56,7 +56,10 @@ impl BenchRow {
 pub struct SimulateBench {
     pub n_images: usize,
     pub size_px: usize,
+    /// Timed runs per round, on each side.
     pub repeats: usize,
+    /// Rounds of (our runs, the reference's); the ratio is their median.
+    pub rounds: usize,
     pub threads: usize,
     /// One row pair (raster, random) per dose.
     pub doses_photons: Vec<f64>,
@@ -70,6 +73,7 @@ impl Default for SimulateBench {
             n_images: 4096,
             size_px: 64,
             repeats: 5,
+            rounds: 3,
             threads: default_threads(),
             // the middle of the dose study's range, and a high dose where
             // most pixels need the large-rate Poisson sampler
@@ -179,27 +183,31 @@ pub fn simulate_bench(b: &SimulateBench) -> Result<Vec<BenchRow>> {
                 tch::Device::Cpu,
             )
         })?;
-        let mut ours = Vec::with_capacity(b.repeats);
-        for _ in 0..b.repeats {
-            let t = Instant::now();
-            let ds = pool.install(|| simulate_on(&cfg, tch::Device::Cpu))?;
-            ours.push(t.elapsed().as_secs_f64());
-            assert_eq!(ds.n_images(), b.n_images);
-        }
-        let reference = run_reference(b, name, cfg.object_size_px, dose)?;
+        let our_round = || -> Result<Vec<f64>> {
+            let mut ours = Vec::with_capacity(b.repeats);
+            for _ in 0..b.repeats {
+                let t = Instant::now();
+                let ds = pool.install(|| simulate_on(&cfg, tch::Device::Cpu))?;
+                ours.push(t.elapsed().as_secs_f64());
+                assert_eq!(ds.n_images(), b.n_images);
+            }
+            Ok(ours)
+        };
+        let measured = alternate(b.rounds, our_round, || run_reference(b, name, cfg.object_size_px, dose))?;
+        let reference = &measured.last_reference;
         let rate = |s: &[f64]| b.n_images as f64 / median(s);
         rows.push(BenchRow {
             name: format!("simulate {name} N={} n={} dose={dose:.0e}", b.size_px, b.n_images),
             unit: "patterns/s".into(),
-            ours: rate(&ours),
-            reference: rate(&reference.seconds),
-            reference_name: "numpy (benches/reference_simulate.py)".into(),
-            ratio: rate(&ours) / rate(&reference.seconds),
+            ours: rate(&measured.ours),
+            reference: rate(&measured.reference),
+            reference_name: format!("numpy (benches/reference_simulate.py), {} rounds", b.rounds.max(1)),
+            ratio: measured.ratio,
             ours_threads: b.threads,
             ours_peak_rss_mb: peak_rss_mb(),
             reference_peak_rss_mb: reference.peak_rss_mb,
-            ours_seconds: ours,
-            reference_seconds: reference.seconds,
+            ours_seconds: measured.ours.clone(),
+            reference_seconds: measured.reference.clone(),
             ..BenchRow::default()
         });
     }
@@ -439,32 +447,49 @@ fn run_pinn_reference(run: &PinnRun<'_>) -> Result<TrainReferenceOut> {
     run_script(run.python, "reference_pinn.py", &args, &[])
 }
 
-/// Step times of both sides of a network benchmark, measured in alternating
-/// rounds.
-struct Alternated {
+/// A reference script's output: its timed seconds.
+trait ReferenceTimes {
+    fn seconds(&self) -> &[f64];
+}
+
+impl ReferenceTimes for TrainReferenceOut {
+    fn seconds(&self) -> &[f64] {
+        &self.step_seconds
+    }
+}
+
+impl ReferenceTimes for ReferenceOut {
+    fn seconds(&self) -> &[f64] {
+        &self.seconds
+    }
+}
+
+/// Times of both sides of a benchmark, measured in alternating rounds.
+struct Alternated<R> {
     ours: Vec<f64>,
     reference: Vec<f64>,
     /// Median over the rounds of (reference median / our median).
     ratio: f64,
     /// The last reference run (peak memory, FLOP count).
-    last_reference: TrainReferenceOut,
+    last_reference: R,
 }
 
-/// Runs `rounds` rounds of `ours` then `reference`, each returning its step
-/// times.
-fn alternate(
+/// Runs `rounds` rounds of `ours` then `reference`, each returning its
+/// times, so that a machine that slows down for a while weighs on both
+/// sides.
+fn alternate<R: ReferenceTimes>(
     rounds: usize,
     mut ours: impl FnMut() -> Result<Vec<f64>>,
-    mut reference: impl FnMut() -> Result<TrainReferenceOut>,
-) -> Result<Alternated> {
+    mut reference: impl FnMut() -> Result<R>,
+) -> Result<Alternated<R>> {
     let (mut all_ours, mut all_reference, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut last = None;
     for _ in 0..rounds.max(1) {
         let o = ours()?;
         let r = reference()?;
-        ratios.push(median(&r.step_seconds) / median(&o));
+        ratios.push(median(r.seconds()) / median(&o));
         all_ours.extend(o);
-        all_reference.extend(r.step_seconds.iter().copied());
+        all_reference.extend(r.seconds().iter().copied());
         last = Some(r);
     }
     Ok(Alternated {
@@ -933,4 +958,47 @@ pub fn metrics_bench(side: usize, repeats: usize, threads: usize, python: &Path)
         device: "Cpu".into(),
         ..BenchRow::default()
     }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alternating_rounds_interleave_the_sides_and_take_the_median_of_round_ratios() {
+        let order = std::cell::RefCell::new(Vec::new());
+        // ours 1, 1, 4 s and the reference 2, 1.5, 2 s: the rounds' ratios are
+        // 2, 1.5, 0.5 (median 1.5), while pooling would give 2 / 1 = 2
+        let mut ours_times = [1.0, 1.0, 4.0].into_iter();
+        let mut reference_times = [2.0, 1.5, 2.0].into_iter();
+        let measured = alternate(
+            3,
+            || {
+                order.borrow_mut().push("ours");
+                Ok(vec![ours_times.next().unwrap()])
+            },
+            || {
+                order.borrow_mut().push("reference");
+                Ok(ReferenceOut {
+                    seconds: vec![reference_times.next().unwrap()],
+                    peak_rss_mb: 1.0,
+                })
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            *order.borrow(),
+            ["ours", "reference", "ours", "reference", "ours", "reference"]
+        );
+        assert_eq!(measured.ratio, 1.5);
+        assert_eq!(measured.ours, [1.0, 1.0, 4.0]);
+        assert_eq!(measured.reference, [2.0, 1.5, 2.0]);
+        // a failing reference stops the benchmark with its error
+        let failed = alternate(
+            2,
+            || Ok(vec![1.0]),
+            || -> Result<ReferenceOut> { Err(Error::value("reference", "crashed")) },
+        );
+        assert!(failed.is_err());
+    }
 }

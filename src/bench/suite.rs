@@ -142,6 +142,7 @@ pub fn run_suite(cfg: &SuiteConfig, on_rows: &mut dyn FnMut(&[BenchRow])) -> Sui
                 simulate_bench(&SimulateBench {
                     n_images: 4096 / scale,
                     repeats,
+                    rounds: if cfg.quick { 1 } else { 3 },
                     threads: cfg.threads,
                     doses_photons: vec![1e4],
                     python: python.to_path_buf(),

@@ -313,8 +313,12 @@ enum BenchCommand {
         json: bool,
         #[arg(long, default_value_t = 4096)]
         n_images: usize,
+        /// Timed runs per round, on each side.
         #[arg(long, default_value_t = 5)]
         repeats: usize,
+        /// Rounds of (our runs, the reference's); the ratio is their median.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Mean photons per pattern (repeat the flag for several doses).
         #[arg(long, default_values_t = vec![1e4, 1e6])]
         dose: Vec<f64>,
@@ -998,12 +1002,14 @@ fn run(cli: Cli) -> Result<()> {
             json,
             n_images,
             repeats,
+            rounds,
             threads,
             dose,
         }) => {
             let mut b = SimulateBench {
                 n_images,
                 repeats,
+                rounds,
                 doses_photons: dose,
                 ..SimulateBench::default()
             };
