@@ -429,7 +429,6 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
     crate::runtime::keep_freed_memory();
     cfg.validate()?;
     let _guard = tch::no_grad_guard();
-
     let n = cfg.size_px;
     let object = make_object(cfg, device)?;
     let probe = make_probe(cfg, device)?;
