@@ -24,10 +24,10 @@ use std::sync::OnceLock;
 pub const KEEP_FREED_MEMORY_ENV: &str = "PTYCHO_KEEP_FREED_MEMORY";
 
 /// The same allocator settings for a child process (a reference script),
-/// as glibc tunables: `(variable, value)`.
+/// as glibc tunables: `(variable, value)` (`i32::MAX`, as `mallopt` takes).
 pub const GLIBC_TUNABLES: (&str, &str) = (
     "GLIBC_TUNABLES",
-    "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295",
+    "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647",
 );
 
 /// Makes glibc's allocator keep freed memory for reuse (once per process;
