@@ -200,8 +200,10 @@ impl Dataset {
         }
         // fast check first (all finite and non-negative), details only on failure
         let valid = |x: &f32| x.is_finite() && *x >= 0.0;
+        // without a branch per value inside a chunk (so the check vectorises)
+        let chunk_valid = |c: &[f32]| c.iter().fold(true, |ok, x| ok & (x.is_finite() & (*x >= 0.0)));
         let all_valid = match self.diffraction.as_slice() {
-            Some(v) => v.par_iter().all(valid),
+            Some(v) => v.par_chunks(1 << 14).all(chunk_valid),
             None => self.diffraction.iter().all(valid),
         };
         let first_bad = (!all_valid)
