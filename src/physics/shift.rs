@@ -52,18 +52,43 @@ pub fn translate_channels(images: &Tensor, shifts_px: &Tensor) -> Result<Tensor>
     if h < 2 || w < 2 {
         return Err(Error::shape("images", "at least 2×2", format!("{s:?}")));
     }
+    let shifts = shifts_px.to_device(images.device()).to_kind(Kind::Float);
+    Ok(sample_shifted(images, &shifts.unsqueeze(1), (0, 0), (h, w)))
+}
+
+/// The sampling both translations share: image `b` read (bilinear, zero
+/// outside) at `(left + j − dx, top + i − dy)` for every window pixel
+/// `(i, j)` and every shift `(dx, dy)` of `shifts[b]`, all in one pass.
+///
+/// # Shapes
+/// - `images`: `[B, K, H, W]` float32; `shifts`: `[B, C, 2]` float32 on the
+///   images' device
+/// - returns `[B, K, C·rows, cols]` float32
+fn sample_shifted(images: &Tensor, shifts: &Tensor, (top, left): (i64, i64), (rows, cols): (i64, i64)) -> Tensor {
+    let s = images.size();
+    let (h, w) = (s[2], s[3]);
+    let c = shifts.size()[1];
     let device = images.device();
-    let shifts = shifts_px.to_device(device).to_kind(Kind::Float);
-    // sampling positions (x − dx, y − dy), normalised for align_corners = true
-    let xs = Tensor::arange(w, (Kind::Float, device)).view([1, 1, w]);
-    let ys = Tensor::arange(h, (Kind::Float, device)).view([1, h, 1]);
-    // (−1 for the batch axis keeps a traced graph valid for any batch size)
-    let gx = (xs - shifts.select(1, 0).view([-1, 1, 1])) * (2.0 / (w - 1) as f64) - 1.0;
-    let gy = (ys - shifts.select(1, 1).view([-1, 1, 1])) * (2.0 / (h - 1) as f64) - 1.0;
-    let grid = Tensor::stack(&[gx.expand([-1, h, w], false), gy.expand([-1, h, w], false)], -1);
+    let xs = Tensor::arange_start(left, left + cols, (Kind::Float, device)).view([1, 1, 1, cols]);
+    let ys = Tensor::arange_start(top, top + rows, (Kind::Float, device)).view([1, 1, rows, 1]);
+    let dx = shifts.select(2, 0).unsqueeze(-1).unsqueeze(-1);
+    let dy = shifts.select(2, 1).unsqueeze(-1).unsqueeze(-1);
+    // normalised for align_corners = true
+    let gx = (xs - dx) * (2.0 / (w - 1) as f64) - 1.0;
+    let gy = (ys - dy) * (2.0 / (h - 1) as f64) - 1.0;
+    // [B, C·rows, cols, 2] (−1 for the batch axis keeps a traced graph valid
+    // for any batch size)
+    let grid = Tensor::stack(
+        &[
+            gx.expand([-1, c, rows, cols], false),
+            gy.expand([-1, c, rows, cols], false),
+        ],
+        -1,
+    )
+    .reshape([-1, c * rows, cols, 2]);
     const BILINEAR: i64 = 0;
     const ZEROS: i64 = 0;
-    Ok(images.contiguous().grid_sampler_2d(&grid, BILINEAR, ZEROS, true))
+    images.contiguous().grid_sampler_2d(&grid, BILINEAR, ZEROS, true)
 }
 
 /// `C` translated copies of each image, each cropped to a `size × size`
@@ -94,26 +119,8 @@ pub fn translate_crops(images: &Tensor, shifts_px: &Tensor, top_left: i64, size:
         ));
     }
     let c = t[1];
-    let device = images.device();
-    let shifts = shifts_px.to_device(device).to_kind(Kind::Float);
-    // window pixel (i, j) samples (top_left + j − dx, top_left + i − dy)
-    let window = Tensor::arange(size, (Kind::Float, device)) + top_left as f64;
-    let dx = shifts.select(2, 0).unsqueeze(-1).unsqueeze(-1);
-    let dy = shifts.select(2, 1).unsqueeze(-1).unsqueeze(-1);
-    let gx = (window.view([1, 1, 1, size]) - dx) * (2.0 / (w - 1) as f64) - 1.0;
-    let gy = (window.view([1, 1, size, 1]) - dy) * (2.0 / (h - 1) as f64) - 1.0;
-    // [B, C·size, size, 2]: all copies of image b in one grid (−1: any batch size)
-    let grid = Tensor::stack(
-        &[
-            gx.expand([-1, c, size, size], false),
-            gy.expand([-1, c, size, size], false),
-        ],
-        -1,
-    )
-    .reshape([-1, c * size, size, 2]);
-    const BILINEAR: i64 = 0;
-    const ZEROS: i64 = 0;
-    let out = images.contiguous().grid_sampler_2d(&grid, BILINEAR, ZEROS, true);
+    let shifts = shifts_px.to_device(images.device()).to_kind(Kind::Float);
+    let out = sample_shifted(images, &shifts, (top_left, top_left), (size, size));
     Ok(out.view([-1, k, c, size, size]).permute([0, 2, 1, 3, 4]))
 }
 
