@@ -199,9 +199,9 @@ impl Dataset {
             return Err(Error::value("probe", "is zero everywhere"));
         }
         // fast check first (all finite and non-negative), details only on failure
-        let valid = |x: &f32| x.is_finite() && *x >= 0.0;
-        // without a branch per value inside a chunk (so the check vectorises)
-        let chunk_valid = |c: &[f32]| c.iter().fold(true, |ok, x| ok & (x.is_finite() & (*x >= 0.0)));
+        // without a branch per value (so the chunked check vectorises)
+        let valid = |x: &f32| x.is_finite() & (*x >= 0.0);
+        let chunk_valid = |c: &[f32]| c.iter().fold(true, |ok, x| ok & valid(x));
         let all_valid = match self.diffraction.as_slice() {
             Some(v) => v.par_chunks(1 << 14).all(chunk_valid),
             None => self.diffraction.iter().all(valid),
