@@ -193,21 +193,26 @@ pub fn simulate_bench(b: &SimulateBench) -> Result<Vec<BenchRow>> {
             }
             Ok(ours)
         };
-        let measured = alternate(b.rounds, our_round, || run_reference(b, name, cfg.object_size_px, dose))?;
-        let reference = &measured.last_reference;
+        let Alternated {
+            ours,
+            reference: reference_seconds,
+            ratio,
+            rounds,
+            last_reference: reference,
+        } = alternate(b.rounds, our_round, || run_reference(b, name, cfg.object_size_px, dose))?;
         let rate = |s: &[f64]| b.n_images as f64 / median(s);
         rows.push(BenchRow {
             name: format!("simulate {name} N={} n={} dose={dose:.0e}", b.size_px, b.n_images),
             unit: "patterns/s".into(),
-            ours: rate(&measured.ours),
-            reference: rate(&measured.reference),
-            reference_name: format!("numpy (benches/reference_simulate.py), {} rounds", b.rounds.max(1)),
-            ratio: measured.ratio,
+            ours: rate(&ours),
+            reference: rate(&reference_seconds),
+            reference_name: format!("numpy (benches/reference_simulate.py), {rounds} rounds"),
+            ratio,
             ours_threads: b.threads,
             ours_peak_rss_mb: peak_rss_mb(),
             reference_peak_rss_mb: reference.peak_rss_mb,
-            ours_seconds: measured.ours.clone(),
-            reference_seconds: measured.reference.clone(),
+            ours_seconds: ours,
+            reference_seconds,
             ..BenchRow::default()
         });
     }
@@ -470,6 +475,8 @@ struct Alternated<R> {
     reference: Vec<f64>,
     /// Median over the rounds of (reference median / our median).
     ratio: f64,
+    /// Rounds run (at least one).
+    rounds: usize,
     /// The last reference run (peak memory, FLOP count).
     last_reference: R,
 }
@@ -484,7 +491,8 @@ fn alternate<R: ReferenceTimes>(
 ) -> Result<Alternated<R>> {
     let (mut all_ours, mut all_reference, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut last = None;
-    for _ in 0..rounds.max(1) {
+    let rounds = rounds.max(1);
+    for _ in 0..rounds {
         let o = ours()?;
         let r = reference()?;
         ratios.push(median(r.seconds()) / median(&o));
@@ -496,6 +504,7 @@ fn alternate<R: ReferenceTimes>(
         ours: all_ours,
         reference: all_reference,
         ratio: median(&ratios),
+        rounds,
         last_reference: last.expect("at least one round"),
     })
 }
@@ -559,9 +568,14 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
             device,
             precision: b.precision,
         };
-        let measured = alternate(b.rounds, &mut our_round, || run_pinn_reference(&run))?;
+        let Alternated {
+            ours,
+            reference: reference_seconds,
+            ratio,
+            rounds,
+            last_reference: reference,
+        } = alternate(b.rounds, &mut our_round, || run_pinn_reference(&run))?;
         let ours_rss = peak_rss_mb();
-        let reference = &measured.last_reference;
         // per step: the reference counts FLOPs per sample
         let flops_per_unit = reference.flops_per_sample.map(|f| f * b.batch_size as f64);
         let rate = |s: &[f64]| 1.0 / median(s);
@@ -573,15 +587,15 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
                 b.precision.name()
             ),
             unit: "steps/s".into(),
-            ours: rate(&measured.ours),
-            reference: rate(&measured.reference),
-            reference_name: format!("PyTorch eager (benches/reference_pinn.py), {} rounds", b.rounds.max(1)),
-            ratio: measured.ratio,
+            ours: rate(&ours),
+            reference: rate(&reference_seconds),
+            reference_name: format!("PyTorch eager (benches/reference_pinn.py), {rounds} rounds"),
+            ratio,
             ours_threads: b.threads,
             ours_peak_rss_mb: ours_rss,
             reference_peak_rss_mb: reference.peak_rss_mb,
-            ours_seconds: measured.ours.clone(),
-            reference_seconds: measured.reference.clone(),
+            ours_seconds: ours,
+            reference_seconds,
             device: format!("{device:?}"),
             flops_per_unit,
             peak_fraction: None,
@@ -718,9 +732,14 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
             device,
             precision: b.precision,
         };
-        let measured = alternate(b.rounds, our_round, || run_pinn_reference(&run))?;
+        let Alternated {
+            ours,
+            reference: reference_seconds,
+            ratio,
+            rounds,
+            last_reference: reference,
+        } = alternate(b.rounds, our_round, || run_pinn_reference(&run))?;
         let ours_rss = peak_rss_mb();
-        let reference = &measured.last_reference;
         let rate = |s: &[f64]| b.batch_size as f64 / median(s);
         rows.push(BenchRow {
             name: format!(
@@ -730,18 +749,15 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
                 b.precision.name()
             ),
             unit: "positions/s".into(),
-            ours: rate(&measured.ours),
-            reference: rate(&measured.reference),
-            reference_name: format!(
-                "PyTorch eager (benches/reference_pinn.py --mode infer), {} rounds",
-                b.rounds.max(1)
-            ),
-            ratio: measured.ratio,
+            ours: rate(&ours),
+            reference: rate(&reference_seconds),
+            reference_name: format!("PyTorch eager (benches/reference_pinn.py --mode infer), {rounds} rounds"),
+            ratio,
             ours_threads: b.threads,
             ours_peak_rss_mb: ours_rss,
             reference_peak_rss_mb: reference.peak_rss_mb,
-            ours_seconds: measured.ours.clone(),
-            reference_seconds: measured.reference.clone(),
+            ours_seconds: ours,
+            reference_seconds,
             device: format!("{device:?}"),
             flops_per_unit: reference.flops_per_sample,
             peak_fraction: None,
@@ -993,6 +1009,20 @@ mod tests {
         assert_eq!(measured.ratio, 1.5);
         assert_eq!(measured.ours, [1.0, 1.0, 4.0]);
         assert_eq!(measured.reference, [2.0, 1.5, 2.0]);
+        assert_eq!(measured.rounds, 3);
+        // zero rounds still measure once
+        let once = alternate(
+            0,
+            || Ok(vec![1.0]),
+            || {
+                Ok(ReferenceOut {
+                    seconds: vec![3.0],
+                    peak_rss_mb: 1.0,
+                })
+            },
+        )
+        .unwrap();
+        assert_eq!((once.rounds, once.ratio), (1, 3.0));
         // a failing reference stops the benchmark with its error
         let failed = alternate(
             2,
