@@ -16,8 +16,8 @@
 //! size; another thread's arena still maps blocks above 64 MiB): the
 //! process keeps its peak memory (the trade PyTorch's CUDA caching
 //! allocator makes on the GPU). The library calls it at the start of
-//! training, inference and simulation; set `PTYCHO_KEEP_FREED_MEMORY=0` to
-//! keep glibc's defaults.
+//! training, inference, simulation and the iterative solver; set
+//! `PTYCHO_KEEP_FREED_MEMORY=0` to keep glibc's defaults.
 use std::sync::OnceLock;
 
 /// The environment variable that turns [`keep_freed_memory`] off (`0`).
