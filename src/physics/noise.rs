@@ -48,19 +48,127 @@ pub fn noisy_amplitude_from_intensity(
     let amplitude: Vec<f32> = (0..AMPLITUDE_TABLE)
         .map(|k| ((k as f64).sqrt() / scale) as f32)
         .collect();
-    intensity
-        .par_chunks_mut(pattern_len)
-        .enumerate()
-        .for_each(|(k, pattern)| {
+    intensity.par_chunks_mut(pattern_len).enumerate().for_each_init(
+        PatternSampler::default,
+        |sampler, (k, pattern)| {
             let mut rng = pattern_rng(seed, first_index + k as u64);
-            for v in pattern.iter_mut() {
-                let counts = sample_poisson(&mut rng, s2 * *v as f64);
-                *v = match amplitude.get(counts as usize) {
+            let counts = sampler.sample(&mut rng, pattern, s2);
+            for (v, &c) in pattern.iter_mut().zip(counts) {
+                *v = match amplitude.get(c as usize) {
                     Some(&a) => a,
-                    None => ((counts as f64).sqrt() / scale) as f32,
+                    None => ((c as f64).sqrt() / scale) as f32,
                 };
             }
-        });
+        },
+    );
+}
+
+/// Draws one pattern's counts, the same draws as [`sample_poisson`] pixel
+/// by pixel, in passes over reusable buffers that mostly run in SIMD lanes
+/// without a branch:
+/// 1. in pixel order, one uniform for each pixel of rate in (0, 10), and
+///    the whole rejection sampler for rates ≥ 10 (the stream is consumed
+///    exactly as pixel-by-pixel sampling consumes it);
+/// 2. `e^{−rate}` for every pixel ([`exp_neg`]);
+/// 3. the first block of the inversion search for every pixel of rate < 2
+///    ([`first_block`]), then for the pixels that block did not settle,
+///    compacted, the first block of eight terms (rate ≥ 2), and the full
+///    search ([`search_with`]) for the few left.
+///
+/// The passes are compiled a second time for AVX2 + FMA and chosen at run
+/// time; both give the same bits.
+#[derive(Default)]
+struct PatternSampler {
+    rate: Vec<f64>,
+    /// The pixel's uniform, or [`DRAWN`] where the count is already known.
+    u: Vec<f64>,
+    p0: Vec<f64>,
+    counts: Vec<u64>,
+    /// Pixels whose count the first block of four terms did not settle.
+    pending: Vec<u32>,
+    pending_counts: Vec<u64>,
+}
+
+/// A count still to find.
+const UNSET: u64 = u64::MAX;
+
+/// Marks a pixel whose count pass 1 already set (no uniform is ≥ 1).
+const DRAWN: f64 = 2.0;
+
+impl PatternSampler {
+    fn sample(&mut self, rng: &mut Xoshiro256PlusPlus, intensity: &[f32], s2: f64) -> &[u64] {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
+            unsafe { self.sample_avx2(rng, intensity, s2) };
+            return &self.counts;
+        }
+        self.sample_passes(rng, intensity, s2);
+        &self.counts
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sample_avx2(&mut self, rng: &mut Xoshiro256PlusPlus, intensity: &[f32], s2: f64) {
+        self.sample_passes(rng, intensity, s2);
+    }
+
+    #[inline(always)]
+    fn sample_passes(&mut self, rng: &mut Xoshiro256PlusPlus, intensity: &[f32], s2: f64) {
+        let len = intensity.len();
+        self.rate.clear();
+        self.rate.extend(intensity.iter().map(|&v| s2 * v as f64));
+        self.u.resize(len, DRAWN);
+        self.p0.resize(len, 0.0);
+        self.counts.resize(len, 0);
+        for ((&rate, u), count) in self.rate.iter().zip(&mut self.u).zip(&mut self.counts) {
+            if rate > 0.0 && rate < 10.0 {
+                *u = rng.random();
+            } else {
+                *u = DRAWN;
+                *count = if rate >= 10.0 { sample_large_rate(rng, rate) } else { 0 };
+            }
+        }
+        for (o, &x) in self.p0.iter_mut().zip(&self.rate) {
+            *o = exp_neg(x);
+        }
+        let t4 = BLOCK4[0];
+        for (((&rate, &u), &p0), count) in self.rate.iter().zip(&self.u).zip(&self.p0).zip(&mut self.counts) {
+            let first = if rate < 2.0 {
+                first_block::<4>(u, rate, p0, &t4)
+            } else {
+                UNSET
+            };
+            *count = if u == DRAWN { *count } else { first };
+        }
+        // then the pixels of rate ≥ 2, or beyond their first block
+        // (compacted without a branch: the flags follow no pattern a predictor learns)
+        self.pending.resize(len, 0);
+        let mut pending = 0;
+        for (i, &count) in self.counts.iter().enumerate() {
+            self.pending[pending] = i as u32;
+            pending += (count == UNSET) as usize;
+        }
+        self.pending.truncate(pending);
+        self.pending_counts.clear();
+        let t8 = BLOCK8[0];
+        self.pending_counts.extend(self.pending.iter().map(|&i| {
+            let (u, rate, p0) = (self.u[i as usize], self.rate[i as usize], self.p0[i as usize]);
+            if rate >= 2.0 {
+                first_block::<8>(u, rate, p0, &t8)
+            } else {
+                UNSET
+            }
+        }));
+        for (&i, &first) in self.pending.iter().zip(&self.pending_counts) {
+            let i = i as usize;
+            self.counts[i] = if first == UNSET {
+                search_with(self.u[i], self.rate[i], self.p0[i])
+            } else {
+                first
+            };
+        }
+    }
 }
 
 /// Counts below this take their amplitude from a table.
@@ -80,20 +188,22 @@ fn splitmix64(x: u64) -> u64 {
 }
 
 /// One draw from Poisson(`rate`). Inversion (a blocked search from zero) below 10,
-/// Hörmann's transformed rejection with squeeze (PTRS, 1993) above.
+/// Hörmann's transformed rejection with squeeze (PTRS, 1993) above. A rate
+/// that is not positive (NaN included) gives 0 and draws nothing.
 pub fn sample_poisson<R: Rng>(rng: &mut R, rate: f64) -> u64 {
-    if rate <= 0.0 {
+    if rate.is_nan() || rate <= 0.0 {
         return 0;
     }
     if rate < 10.0 {
         let u: f64 = rng.random();
-        // e^{−λ} ≥ 1 − λ: most draws at small rates are 0 without an exp
-        // (only below 0.25: above, the branch goes either way too often to pay)
-        if rate < 0.25 && u <= 1.0 - rate {
-            return 0;
-        }
         return search_from_zero(u, rate);
     }
+    sample_large_rate(rng, rate)
+}
+
+/// Hörmann's PTRS for `rate ≥ 10`.
+#[inline(always)]
+fn sample_large_rate<R: Rng>(rng: &mut R, rate: f64) -> u64 {
     let slam = rate.sqrt();
     let b = 0.931 + 2.53 * slam;
     let a = -0.059 + 0.02483 * b;
@@ -124,10 +234,16 @@ pub fn sample_poisson<R: Rng>(rng: &mut R, rate: f64) -> u64 {
 /// ([`search_in_blocks`] of four terms below rate 2, of eight above).
 #[inline]
 fn search_from_zero(u: f64, rate: f64) -> u64 {
+    search_with(u, rate, exp_neg(rate))
+}
+
+/// [`search_from_zero`] given `p0 = e^{−rate}`.
+#[inline]
+fn search_with(u: f64, rate: f64, p0: f64) -> u64 {
     if rate < 2.0 {
-        search_in_blocks::<4>(u, rate, &BLOCK4)
+        search_in_blocks::<4>(u, rate, p0, &BLOCK4)
     } else {
-        search_in_blocks::<8>(u, rate, &BLOCK8)
+        search_in_blocks::<8>(u, rate, p0, &BLOCK8)
     }
 }
 
@@ -137,12 +253,12 @@ fn search_from_zero(u: f64, rate: f64) -> u64 {
 /// one mispredicted branch per term; four-term blocks suit rates below 2
 /// (one block covers 86 % of draws at rate 2), eight-term blocks the rest.
 #[inline]
-fn search_in_blocks<const B: usize>(u: f64, rate: f64, table: &[[f64; 9]]) -> u64 {
+fn search_in_blocks<const B: usize>(u: f64, rate: f64, p0: f64, table: &[[f64; 9]]) -> u64 {
     let mut powers = [1.0; 9];
     for j in 1..=B {
         powers[j] = powers[j - 1] * rate;
     }
-    let mut p = (-rate).exp(); // P(k0)
+    let mut p = p0; // P(k0)
     let mut cdf = [0.0; B];
     let mut below = 0.0; // P(K < k0)
     let mut k0 = 0usize;
@@ -161,6 +277,66 @@ fn search_in_blocks<const B: usize>(u: f64, rate: f64, table: &[[f64; 9]]) -> u6
         p *= powers[B] * t[B];
         k0 += B;
     }
+}
+
+/// `e^{−x}` for `x` in `[0, EXP_NEG_MAX]` (clamped there; NaN counts as
+/// 0), within 2 ulp of libm: `x = k·ln 2 + r`,
+/// `|r| ≤ ln 2 / 2`, Taylor terms to `r¹³` by Horner's rule, and `2^k`
+/// through the exponent bits. Branch-free, so a loop over it runs in SIMD
+/// lanes; the Horner steps are fused multiply-adds (`mul_add`, exactly
+/// rounded everywhere), so every machine gives the same bits.
+#[inline(always)]
+fn exp_neg(x: f64) -> f64 {
+    // round-to-nearest by adding 1.5·2⁵²: k sits in the low bits of `t`
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    // ln 2 = LN2_HI + LN2_LO, with k·LN2_HI exact for |k| < 2¹¹
+    const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
+    // not `clamp`, which keeps a NaN
+    #[allow(clippy::manual_clamp)]
+    let x = -x.max(0.0).min(EXP_NEG_MAX);
+    let t = x * std::f64::consts::LOG2_E + ROUND;
+    let k = t - ROUND;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let mut p = EXP_TAYLOR[13];
+    for j in (0..13).rev() {
+        p = p.mul_add(r, EXP_TAYLOR[j]);
+    }
+    let two_k = f64::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(1023) << 52);
+    p * two_k
+}
+
+/// Where [`exp_neg`] clamps its argument: its callers need `e^{−rate}`
+/// only below rate 10.
+const EXP_NEG_MAX: f64 = 16.0;
+
+/// `1/j!` for `j = 0..=13`.
+const EXP_TAYLOR: [f64; 14] = {
+    let mut c = [1.0; 14];
+    let mut j = 1;
+    while j < 14 {
+        c[j] = c[j - 1] / j as f64;
+        j += 1;
+    }
+    c
+};
+
+/// The first block (`k0 = 0`) of [`search_in_blocks`]: the same operations
+/// in the same order, so the same count, without a branch; [`UNSET`] when
+/// `u` lies beyond the block.
+#[inline(always)]
+fn first_block<const B: usize>(u: f64, rate: f64, p0: f64, t: &[f64; 9]) -> u64 {
+    let mut power = 1.0;
+    let mut sum = 0.0;
+    let mut passed = 0;
+    for (j, &t) in t.iter().enumerate().take(B) {
+        sum += p0 * power * t;
+        if j + 1 < B {
+            passed += (u > sum) as u64;
+        }
+        power *= rate;
+    }
+    if u <= sum { passed } else { UNSET }
 }
 
 /// Where the search gives up (the tail beyond it is below 1e-100 at rate 10).
@@ -208,6 +384,7 @@ pub fn ln_factorial(k: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::RngCore;
 
     fn moments(rate: f64, draws: usize) -> (f64, f64) {
         let mut rng = pattern_rng(7, 0);
@@ -324,5 +501,95 @@ mod tests {
             big += (k >= AMPLITUDE_TABLE as f64) as usize;
         }
         assert!(big > 0, "some counts must pass the table");
+    }
+
+    /// A pattern with every kind of pixel: zero rate (no draw), the fast
+    /// first block (< 2), the eight-term block (2..10), beyond both, and
+    /// the rejection sampler (≥ 10), in an order that mixes them.
+    fn mixed_pattern(len: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| match i % 11 {
+                0 => 0.0,
+                1..=4 => (i as f32 * 0.013).sin().abs() * 2.0,
+                5 | 6 => 2.0 + (i as f32 * 0.07).cos().abs() * 8.0,
+                7 => 1.999_999,
+                8 => 9.999_999,
+                _ => 10.0 + (i % 1000) as f32 * 3.7,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_pattern_sampler_draws_what_pixel_by_pixel_sampling_draws() {
+        let pattern = mixed_pattern(8192);
+        for s2 in [0.05, 1.0, 3.0] {
+            let mut rng = pattern_rng(21, 4);
+            let mut sampler = PatternSampler::default();
+            let counts = sampler.sample(&mut rng, &pattern, s2).to_vec();
+            let mut rng = pattern_rng(21, 4);
+            let expected: Vec<u64> = pattern
+                .iter()
+                .map(|&v| sample_poisson(&mut rng, s2 * v as f64))
+                .collect();
+            assert_eq!(counts, expected, "s² = {s2}");
+            // both streams are at the same place afterwards
+            let mut rng_again = pattern_rng(21, 4);
+            sampler.sample(&mut rng_again, &pattern, s2);
+            assert_eq!(rng_again.next_u64(), rng.next_u64());
+            // the portable passes give the same bits as the dispatched ones
+            let mut rng = pattern_rng(21, 4);
+            let mut plain = PatternSampler::default();
+            plain.sample_passes(&mut rng, &pattern, s2);
+            assert_eq!(plain.counts, counts);
+        }
+    }
+
+    #[test]
+    fn exp_neg_is_within_two_ulp_of_libm_and_clamps() {
+        let mut rng = pattern_rng(1, 2);
+        let mut worst = 0.0f64;
+        for i in 0..200_000 {
+            let x: f64 = if i < 1000 {
+                i as f64 * 0.016
+            } else {
+                rng.random::<f64>() * EXP_NEG_MAX
+            };
+            let exact = (-x).exp();
+            let ulp = f64::EPSILON * exact;
+            worst = worst.max((exp_neg(x) - exact).abs() / ulp);
+        }
+        assert!(worst <= 2.0, "worst error {worst} ulp");
+        assert_eq!(exp_neg(0.0), 1.0);
+        assert_eq!(exp_neg(-3.0), 1.0);
+        assert_eq!(exp_neg(1e6), exp_neg(EXP_NEG_MAX));
+        assert_eq!(exp_neg(f64::NAN), 1.0);
+    }
+
+    #[test]
+    fn the_first_block_is_the_block_search_or_unset() {
+        let mut rng = pattern_rng(8, 8);
+        let mut unset = [0; 2];
+        for _ in 0..100_000 {
+            let u: f64 = rng.random();
+            let small = rng.random::<f64>() * 2.0;
+            let large = 2.0 + rng.random::<f64>() * 8.0;
+            for (b, (rate, got)) in [
+                (small, first_block::<4>(u, small, exp_neg(small), &BLOCK4[0])),
+                (large, first_block::<8>(u, large, exp_neg(large), &BLOCK8[0])),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let full = search_with(u, rate, exp_neg(rate));
+                if got == UNSET {
+                    unset[b] += 1;
+                    assert!(full >= [4, 8][b], "rate {rate}, u {u}: unset but the count is {full}");
+                } else {
+                    assert_eq!(got, full, "rate {rate}, u {u}");
+                }
+            }
+        }
+        // both outcomes occur
+        assert!(unset[0] > 0 && unset[1] > 0, "{unset:?}");
     }
 }
