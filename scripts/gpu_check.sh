@@ -76,8 +76,8 @@ step infer-n128 "$BIN" bench infer --device "$DEVICE" --n 128 --batch-size "$INF
 if [ "$DEVICE" != cpu ]; then
     step infer-n64-fp16 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size "$INFER64" --batches 10 --rounds 1 --precision fp16 --json
 fi
-step iterative "$BIN" bench iterative --device "$DEVICE" --iterations 20 --json
-step stitch "$BIN" bench stitch --device "$DEVICE" --patches "$PATCHES" --json
+step iterative "$BIN" bench iterative --device "$DEVICE" --iterations 20 --rounds 1 --json
+step stitch "$BIN" bench stitch --device "$DEVICE" --patches "$PATCHES" --rounds 1 --json
 step suite "$BIN" bench all --device "$DEVICE" --quick --results "$RESULTS/suite"
 
 # the short table: one line per benchmark row of every JSON log

@@ -469,6 +469,18 @@ impl ReferenceTimes for ReferenceOut {
     }
 }
 
+impl ReferenceTimes for SecondsOut {
+    fn seconds(&self) -> &[f64] {
+        &self.seconds
+    }
+}
+
+impl ReferenceTimes for EpieOut {
+    fn seconds(&self) -> &[f64] {
+        &self.seconds
+    }
+}
+
 /// Times of both sides of a benchmark, measured in alternating rounds.
 struct Alternated<R> {
     ours: Vec<f64>,
@@ -611,8 +623,8 @@ struct SecondsOut {
 
 /// Grouping throughput: `n` uniform random positions into gridsize-2 groups
 /// (K = 6), one group per position, against scipy's cKDTree
-/// (`benches/reference_group.py`).
-pub fn group_bench(n: usize, repeats: usize, python: &Path) -> Result<Vec<BenchRow>> {
+/// (`benches/reference_group.py`), in `rounds` alternated rounds.
+pub fn group_bench(n: usize, repeats: usize, rounds: usize, python: &Path) -> Result<Vec<BenchRow>> {
     use crate::grouping::{GroupingConfig, group};
     use rand::{Rng, SeedableRng};
 
@@ -623,28 +635,39 @@ pub fn group_bench(n: usize, repeats: usize, python: &Path) -> Result<Vec<BenchR
         k_neighbours: 6,
         ..GroupingConfig::default()
     };
-    let mut ours = Vec::with_capacity(repeats);
-    for _ in 0..repeats {
-        let t = Instant::now();
-        let g = group(&positions, &cfg)?;
-        ours.push(t.elapsed().as_secs_f64());
-        assert_eq!(g.n_groups(), n);
-    }
+    let our_round = || -> Result<Vec<f64>> {
+        let mut ours = Vec::with_capacity(repeats);
+        for _ in 0..repeats {
+            let t = Instant::now();
+            let g = group(&positions, &cfg)?;
+            ours.push(t.elapsed().as_secs_f64());
+            assert_eq!(g.n_groups(), n);
+        }
+        Ok(ours)
+    };
     let args = ["--n", &n.to_string(), "--k", "6", "--repeats", &repeats.to_string()].map(String::from);
-    let reference: SecondsOut = run_script(python, "reference_group.py", &args, &[])?;
+    let Alternated {
+        ours,
+        reference,
+        ratio,
+        rounds,
+        ..
+    } = alternate(rounds, our_round, || {
+        run_script::<SecondsOut>(python, "reference_group.py", &args, &[])
+    })?;
     let rate = |s: &[f64]| n as f64 / median(s);
     Ok(vec![BenchRow {
         name: format!("group gs2 K=6 n={n}"),
         unit: "positions/s".into(),
         ours: rate(&ours),
-        reference: rate(&reference.seconds),
-        reference_name: "scipy cKDTree (benches/reference_group.py)".into(),
-        ratio: rate(&ours) / rate(&reference.seconds),
+        reference: rate(&reference),
+        reference_name: format!("scipy cKDTree (benches/reference_group.py), {rounds} rounds"),
+        ratio,
         ours_threads: 1,
         ours_peak_rss_mb: peak_rss_mb(),
         reference_peak_rss_mb: f64::NAN,
         ours_seconds: ours,
-        reference_seconds: reference.seconds,
+        reference_seconds: reference,
         ..BenchRow::default()
     }])
 }
@@ -773,6 +796,7 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
 pub fn stitch_bench(
     patches: usize,
     repeats: usize,
+    rounds: usize,
     threads: usize,
     device: tch::Device,
     python: &Path,
@@ -789,15 +813,15 @@ pub fn stitch_bench(
         .collect();
     let positions = Tensor::from_slice(&pos).view([patches as i64, 2]).to_device(device);
     let data = Tensor::randn([patches as i64, n, n], (Kind::ComplexFloat, device));
-    let mut ours = Vec::with_capacity(repeats);
-    for _ in 0..repeats + 1 {
+    let stitch = || -> Result<f64> {
         let t = Instant::now();
         let (sum, cover) = accumulate(&data, &positions, crop, side, side)?;
         let object = sum / cover.clamp_min(1e-6) * cover.gt(1e-6).to_kind(Kind::Float);
         let _ = object.abs().sum(Kind::Float).double_value(&[]);
-        ours.push(t.elapsed().as_secs_f64());
-    }
-    ours.remove(0);
+        Ok(t.elapsed().as_secs_f64())
+    };
+    stitch()?; // warm-up, not timed
+    let our_round = || (0..repeats).map(|_| stitch()).collect::<Result<Vec<f64>>>();
     let args = [
         "--patches",
         &patches.to_string(),
@@ -811,20 +835,28 @@ pub fn stitch_bench(
         &repeats.to_string(),
     ]
     .map(String::from);
-    let reference: SecondsOut = run_script(python, "reference_stitch.py", &args, &[])?;
+    let Alternated {
+        ours,
+        reference,
+        ratio,
+        rounds,
+        ..
+    } = alternate(rounds, our_round, || {
+        run_script::<SecondsOut>(python, "reference_stitch.py", &args, &[])
+    })?;
     let rate = |s: &[f64]| patches as f64 / median(s);
     Ok(vec![BenchRow {
         name: format!("stitch {patches} crops {crop}² of N={n} on {side}²"),
         unit: "patches/s".into(),
         ours: rate(&ours),
-        reference: rate(&reference.seconds),
-        reference_name: "numpy (benches/reference_stitch.py)".into(),
-        ratio: rate(&ours) / rate(&reference.seconds),
+        reference: rate(&reference),
+        reference_name: format!("numpy (benches/reference_stitch.py), {rounds} rounds"),
+        ratio,
         ours_threads: threads,
         ours_peak_rss_mb: peak_rss_mb(),
         reference_peak_rss_mb: f64::NAN,
         ours_seconds: ours,
-        reference_seconds: reference.seconds,
+        reference_seconds: reference,
         device: format!("{device:?}"),
         ..BenchRow::default()
     }])
@@ -846,6 +878,7 @@ struct EpieOut {
 pub fn iterative_bench(
     iterations: usize,
     repeats: usize,
+    rounds: usize,
     threads: usize,
     device: tch::Device,
     python: &Path,
@@ -886,14 +919,17 @@ pub fn iterative_bench(
         device: torch_device_name(device),
         ..IterativeConfig::epie()
     };
-    let mut ours = Vec::with_capacity(repeats);
     let mut our_error = f64::NAN;
-    for _ in 0..repeats {
-        let t = Instant::now();
-        let out = reconstruct_iterative(&ds, &solver, &mut |_| {})?;
-        ours.push(t.elapsed().as_secs_f64());
-        our_error = out.history.last().map_or(f64::NAN, |r| r.data_error);
-    }
+    let our_round = || -> Result<Vec<f64>> {
+        let mut ours = Vec::with_capacity(repeats);
+        for _ in 0..repeats {
+            let t = Instant::now();
+            let out = reconstruct_iterative(&ds, &solver, &mut |_| {})?;
+            ours.push(t.elapsed().as_secs_f64());
+            our_error = out.history.last().map_or(f64::NAN, |r| r.data_error);
+        }
+        Ok(ours)
+    };
     let args = [
         "--data".to_string(),
         npz.display().to_string(),
@@ -906,29 +942,37 @@ pub fn iterative_bench(
         "--repeats".into(),
         repeats.to_string(),
     ];
-    let reference: EpieOut = run_script(
-        python,
-        "reference_epie.py",
-        &args,
-        &[("OMP_NUM_THREADS", threads.to_string())],
-    )?;
+    let Alternated {
+        ours,
+        reference,
+        ratio,
+        rounds,
+        last_reference,
+    } = alternate(rounds, our_round, || {
+        run_script::<EpieOut>(
+            python,
+            "reference_epie.py",
+            &args,
+            &[("OMP_NUM_THREADS", threads.to_string())],
+        )
+    })?;
     let rate = |s: &[f64]| iterations as f64 / median(s);
     Ok(vec![BenchRow {
         name: format!(
             "ePIE {} positions N=64, {iterations} epochs (data error {our_error:.2e} vs {:.2e})",
             side * side,
-            reference.data_error
+            last_reference.data_error
         ),
         unit: "epochs/s".into(),
         ours: rate(&ours),
-        reference: rate(&reference.seconds),
-        reference_name: "numpy (benches/reference_epie.py)".into(),
-        ratio: rate(&ours) / rate(&reference.seconds),
+        reference: rate(&reference),
+        reference_name: format!("numpy (benches/reference_epie.py), {rounds} rounds"),
+        ratio,
         ours_threads: threads,
         ours_peak_rss_mb: peak_rss_mb(),
         reference_peak_rss_mb: f64::NAN,
         ours_seconds: ours,
-        reference_seconds: reference.seconds,
+        reference_seconds: reference,
         device: format!("{device:?}"),
         ..BenchRow::default()
     }])
@@ -937,40 +981,57 @@ pub fn iterative_bench(
 /// Image-metric throughput: SSIM (Gaussian window) plus an FRC curve of two
 /// `side × side` images, against scikit-image's `structural_similarity` and
 /// a numpy FRC (`benches/reference_metrics.py`).
-pub fn metrics_bench(side: usize, repeats: usize, threads: usize, python: &Path) -> Result<Vec<BenchRow>> {
+pub fn metrics_bench(
+    side: usize,
+    repeats: usize,
+    rounds: usize,
+    threads: usize,
+    python: &Path,
+) -> Result<Vec<BenchRow>> {
     use rand::{Rng, SeedableRng};
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let a = ndarray::Array2::from_shape_fn((side, side), |_| rng.random_range(0.0..1.0f64));
     let b = a.mapv(|v| (v + rng.random_range(-0.1..0.1f64)).clamp(0.0, 1.0));
-    let mut ours = Vec::with_capacity(repeats);
-    for _ in 0..repeats {
-        let t = Instant::now();
-        let s = crate::metrics::ssim(a.view(), b.view(), 1.0)?;
-        let f = crate::metrics::frc(a.view(), b.view())?;
-        ours.push(t.elapsed().as_secs_f64());
-        assert!(s.is_finite() && !f.frc.is_empty());
-    }
+    let our_round = || -> Result<Vec<f64>> {
+        let mut ours = Vec::with_capacity(repeats);
+        for _ in 0..repeats {
+            let t = Instant::now();
+            let s = crate::metrics::ssim(a.view(), b.view(), 1.0)?;
+            let f = crate::metrics::frc(a.view(), b.view())?;
+            ours.push(t.elapsed().as_secs_f64());
+            assert!(s.is_finite() && !f.frc.is_empty());
+        }
+        Ok(ours)
+    };
     let args = ["--side", &side.to_string(), "--repeats", &repeats.to_string()].map(String::from);
-    let reference: SecondsOut = run_script(
-        python,
-        "reference_metrics.py",
-        &args,
-        &[("OMP_NUM_THREADS", threads.to_string())],
-    )?;
+    let Alternated {
+        ours,
+        reference,
+        ratio,
+        rounds,
+        ..
+    } = alternate(rounds, our_round, || {
+        run_script::<SecondsOut>(
+            python,
+            "reference_metrics.py",
+            &args,
+            &[("OMP_NUM_THREADS", threads.to_string())],
+        )
+    })?;
     let rate = |s: &[f64]| 1.0 / median(s);
     Ok(vec![BenchRow {
         name: format!("metrics SSIM + FRC {side}²"),
         unit: "pairs/s".into(),
         ours: rate(&ours),
-        reference: rate(&reference.seconds),
-        reference_name: "scikit-image + numpy (benches/reference_metrics.py)".into(),
-        ratio: rate(&ours) / rate(&reference.seconds),
+        reference: rate(&reference),
+        reference_name: format!("scikit-image + numpy (benches/reference_metrics.py), {rounds} rounds"),
+        ratio,
         ours_threads: 1,
         ours_peak_rss_mb: peak_rss_mb(),
         reference_peak_rss_mb: f64::NAN,
         ours_seconds: ours,
-        reference_seconds: reference.seconds,
+        reference_seconds: reference,
         device: "Cpu".into(),
         ..BenchRow::default()
     }])

@@ -130,6 +130,7 @@ pub fn run_suite(cfg: &SuiteConfig, on_rows: &mut dyn FnMut(&[BenchRow])) -> Sui
     tch::set_num_threads(cfg.threads as i32);
     let peak_flops = measure_peak_flops(cfg.device);
     let (repeats, scale) = if cfg.quick { (2, 4) } else { (5, 1) };
+    let rounds = if cfg.quick { 1 } else { 3 };
     let device = cfg.device;
     let python = cfg.python.as_path();
     type Job<'a> = (String, Box<dyn Fn() -> Result<Vec<BenchRow>> + 'a>);
@@ -142,7 +143,7 @@ pub fn run_suite(cfg: &SuiteConfig, on_rows: &mut dyn FnMut(&[BenchRow])) -> Sui
                 simulate_bench(&SimulateBench {
                     n_images: 4096 / scale,
                     repeats,
-                    rounds: if cfg.quick { 1 } else { 3 },
+                    rounds,
                     threads: cfg.threads,
                     doses_photons: vec![1e4],
                     python: python.to_path_buf(),
@@ -152,7 +153,7 @@ pub fn run_suite(cfg: &SuiteConfig, on_rows: &mut dyn FnMut(&[BenchRow])) -> Sui
         ));
         jobs.push((
             "group".into(),
-            Box::new(move || group_bench(100_000 / scale, repeats, python)),
+            Box::new(move || group_bench(100_000 / scale, repeats, rounds, python)),
         ));
     }
     for &batch in &cfg.train_batches {
@@ -162,7 +163,7 @@ pub fn run_suite(cfg: &SuiteConfig, on_rows: &mut dyn FnMut(&[BenchRow])) -> Sui
                 train_bench(&TrainBench {
                     batch_size: batch,
                     steps: if cfg.quick { 3 } else { 10 },
-                    rounds: if cfg.quick { 1 } else { 3 },
+                    rounds,
                     threads: cfg.threads,
                     python: python.to_path_buf(),
                     device,
@@ -178,7 +179,7 @@ pub fn run_suite(cfg: &SuiteConfig, on_rows: &mut dyn FnMut(&[BenchRow])) -> Sui
             infer_bench(&InferBench {
                 batch_size: if device == Device::Cpu { 64 } else { 1024 },
                 batches: repeats,
-                rounds: if cfg.quick { 1 } else { 3 },
+                rounds,
                 threads: cfg.threads,
                 python: python.to_path_buf(),
                 device,
@@ -189,7 +190,7 @@ pub fn run_suite(cfg: &SuiteConfig, on_rows: &mut dyn FnMut(&[BenchRow])) -> Sui
     ));
     jobs.push((
         "stitch".into(),
-        Box::new(move || stitch_bench(4096 / scale, repeats, cfg.threads, device, python)),
+        Box::new(move || stitch_bench(4096 / scale, repeats, rounds, cfg.threads, device, python)),
     ));
     jobs.push((
         "iterative".into(),
@@ -197,6 +198,7 @@ pub fn run_suite(cfg: &SuiteConfig, on_rows: &mut dyn FnMut(&[BenchRow])) -> Sui
             iterative_bench(
                 if cfg.quick { 3 } else { 10 },
                 repeats.min(3),
+                rounds,
                 cfg.threads,
                 device,
                 python,
@@ -205,7 +207,7 @@ pub fn run_suite(cfg: &SuiteConfig, on_rows: &mut dyn FnMut(&[BenchRow])) -> Sui
     ));
     jobs.push((
         "metrics".into(),
-        Box::new(move || metrics_bench(512, repeats, cfg.threads, python)),
+        Box::new(move || metrics_bench(512, repeats, rounds, cfg.threads, python)),
     ));
     let mut rows = Vec::new();
     let mut failures = Vec::new();

@@ -382,6 +382,9 @@ enum BenchCommand {
         patches: usize,
         #[arg(long, default_value_t = 5)]
         repeats: usize,
+        /// Rounds of (our runs, the reference's); the ratio is their median.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Threads for libtorch (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -398,6 +401,9 @@ enum BenchCommand {
         iterations: usize,
         #[arg(long, default_value_t = 3)]
         repeats: usize,
+        /// Rounds of (our runs, the reference's); the ratio is their median.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Threads for libtorch and numpy's BLAS/FFT (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -424,6 +430,9 @@ enum BenchCommand {
         json: bool,
         #[arg(long, default_value_t = 5)]
         repeats: usize,
+        /// Rounds of (our runs, the reference's); the ratio is their median.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Every benchmark in one table, with the device's measured peak FLOP/s;
     /// the results are also written to benches/results/ as JSON.
@@ -454,6 +463,9 @@ enum BenchCommand {
         json: bool,
         #[arg(long, default_value_t = 100_000)]
         n: usize,
+        /// Rounds of (our runs, the reference's); the ratio is their median.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
 }
 
@@ -612,8 +624,8 @@ fn run(cli: Cli) -> Result<()> {
             let rows = bench::train_bench(&b)?;
             print_bench(&rows, json)?;
         }
-        Command::Bench(BenchCommand::Group { json, n }) => {
-            print_bench(&bench::group_bench(n, 5, &bench::default_python())?, json)?;
+        Command::Bench(BenchCommand::Group { json, n, rounds }) => {
+            print_bench(&bench::group_bench(n, 5, rounds, &bench::default_python())?, json)?;
         }
         Command::Bench(BenchCommand::Infer {
             json,
@@ -643,13 +655,14 @@ fn run(cli: Cli) -> Result<()> {
             json,
             patches,
             repeats,
+            rounds,
             threads,
             device,
         }) => {
             let threads = threads.unwrap_or_else(bench::default_threads);
             let device = ptycho_workbench::array::parse_device(&device)?;
             print_bench(
-                &bench::stitch_bench(patches, repeats, threads, device, &bench::default_python())?,
+                &bench::stitch_bench(patches, repeats, rounds, threads, device, &bench::default_python())?,
                 json,
             )?;
         }
@@ -675,8 +688,11 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Bench(BenchCommand::Metrics { json, repeats }) => {
-            print_bench(&bench::metrics_bench(512, repeats, 1, &bench::default_python())?, json)?;
+        Command::Bench(BenchCommand::Metrics { json, repeats, rounds }) => {
+            print_bench(
+                &bench::metrics_bench(512, repeats, rounds, 1, &bench::default_python())?,
+                json,
+            )?;
         }
         Command::Bench(BenchCommand::All {
             json,
@@ -717,13 +733,14 @@ fn run(cli: Cli) -> Result<()> {
             json,
             iterations,
             repeats,
+            rounds,
             threads,
             device,
         }) => {
             let threads = threads.unwrap_or_else(bench::default_threads);
             let device = ptycho_workbench::array::parse_device(&device)?;
             print_bench(
-                &bench::iterative_bench(iterations, repeats, threads, device, &bench::default_python())?,
+                &bench::iterative_bench(iterations, repeats, rounds, threads, device, &bench::default_python())?,
                 json,
             )?;
         }
