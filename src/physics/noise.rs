@@ -115,9 +115,13 @@ impl PatternSampler {
 
     #[inline(always)]
     fn sample_passes(&mut self, rng: &mut Xoshiro256PlusPlus, intensity: &[f32], s2: f64) {
+        // plain loops throughout: an iterator adaptor's fold that is not
+        // inlined here is compiled without this function's AVX2 + FMA
         let len = intensity.len();
-        self.rate.clear();
-        self.rate.extend(intensity.iter().map(|&v| s2 * v as f64));
+        self.rate.resize(len, 0.0);
+        for (rate, &v) in self.rate.iter_mut().zip(intensity) {
+            *rate = s2 * v as f64;
+        }
         self.u.resize(len, DRAWN);
         self.p0.resize(len, 0.0);
         self.counts.resize(len, 0);
@@ -150,16 +154,16 @@ impl PatternSampler {
             pending += (count == UNSET) as usize;
         }
         self.pending.truncate(pending);
-        self.pending_counts.clear();
         let t8 = BLOCK8[0];
-        self.pending_counts.extend(self.pending.iter().map(|&i| {
+        self.pending_counts.resize(pending, 0);
+        for (first, &i) in self.pending_counts.iter_mut().zip(&self.pending) {
             let (u, rate, p0) = (self.u[i as usize], self.rate[i as usize], self.p0[i as usize]);
-            if rate >= 2.0 {
+            *first = if rate >= 2.0 {
                 first_block::<8>(u, rate, p0, &t8)
             } else {
                 UNSET
-            }
-        }));
+            };
+        }
         for (&i, &first) in self.pending.iter().zip(&self.pending_counts) {
             let i = i as usize;
             self.counts[i] = if first == UNSET {
