@@ -193,27 +193,17 @@ pub fn simulate_bench(b: &SimulateBench) -> Result<Vec<BenchRow>> {
             }
             Ok(ours)
         };
-        let Alternated {
-            ours,
-            reference: reference_seconds,
-            ratio,
-            rounds,
-            last_reference: reference,
-        } = alternate(b.rounds, our_round, || run_reference(b, name, cfg.object_size_px, dose))?;
-        let rate = |s: &[f64]| b.n_images as f64 / median(s);
+        let (row, reference) = alternate(b.rounds, our_round, || run_reference(b, name, cfg.object_size_px, dose))?
+            .into_row(
+                format!("simulate {name} N={} n={} dose={dose:.0e}", b.size_px, b.n_images),
+                "patterns/s",
+                b.n_images as f64,
+                "numpy (benches/reference_simulate.py)",
+                b.threads,
+            );
         rows.push(BenchRow {
-            name: format!("simulate {name} N={} n={} dose={dose:.0e}", b.size_px, b.n_images),
-            unit: "patterns/s".into(),
-            ours: rate(&ours),
-            reference: rate(&reference_seconds),
-            reference_name: format!("numpy (benches/reference_simulate.py), {rounds} rounds"),
-            ratio,
-            ours_threads: b.threads,
-            ours_peak_rss_mb: peak_rss_mb(),
             reference_peak_rss_mb: reference.peak_rss_mb,
-            ours_seconds: ours,
-            reference_seconds,
-            ..BenchRow::default()
+            ..row
         });
     }
     Ok(rows)
@@ -493,6 +483,38 @@ struct Alternated<R> {
     last_reference: R,
 }
 
+impl<R> Alternated<R> {
+    /// The row of a benchmark whose every timed run does `units_per_run`
+    /// units of work: both sides' rates (units per median second), the
+    /// ratio, the times, and `reference_name` with the rounds run. Also
+    /// returns the last reference run, for its memory or FLOP count.
+    fn into_row(
+        self,
+        name: String,
+        unit: &str,
+        units_per_run: f64,
+        reference_name: &str,
+        ours_threads: usize,
+    ) -> (BenchRow, R) {
+        let rate = |s: &[f64]| units_per_run / median(s);
+        let row = BenchRow {
+            name,
+            unit: unit.into(),
+            ours: rate(&self.ours),
+            reference: rate(&self.reference),
+            reference_name: format!("{reference_name}, {} rounds", self.rounds),
+            ratio: self.ratio,
+            ours_threads,
+            ours_peak_rss_mb: peak_rss_mb(),
+            reference_peak_rss_mb: f64::NAN,
+            ours_seconds: self.ours,
+            reference_seconds: self.reference,
+            ..BenchRow::default()
+        };
+        (row, self.last_reference)
+    }
+}
+
 /// Runs `rounds` rounds of `ours` then `reference`, each returning its
 /// times, so that a machine that slows down for a while weighs on both
 /// sides.
@@ -580,37 +602,24 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
             device,
             precision: b.precision,
         };
-        let Alternated {
-            ours,
-            reference: reference_seconds,
-            ratio,
-            rounds,
-            last_reference: reference,
-        } = alternate(b.rounds, &mut our_round, || run_pinn_reference(&run))?;
-        let ours_rss = peak_rss_mb();
-        // per step: the reference counts FLOPs per sample
-        let flops_per_unit = reference.flops_per_sample.map(|f| f * b.batch_size as f64);
-        let rate = |s: &[f64]| 1.0 / median(s);
-        rows.push(BenchRow {
-            name: format!(
+        let (row, reference) = alternate(b.rounds, &mut our_round, || run_pinn_reference(&run))?.into_row(
+            format!(
                 "train pinn gs{gridsize} N={} batch={} {}",
                 b.n,
                 b.batch_size,
                 b.precision.name()
             ),
-            unit: "steps/s".into(),
-            ours: rate(&ours),
-            reference: rate(&reference_seconds),
-            reference_name: format!("PyTorch eager (benches/reference_pinn.py), {rounds} rounds"),
-            ratio,
-            ours_threads: b.threads,
-            ours_peak_rss_mb: ours_rss,
+            "steps/s",
+            1.0,
+            "PyTorch eager (benches/reference_pinn.py)",
+            b.threads,
+        );
+        rows.push(BenchRow {
             reference_peak_rss_mb: reference.peak_rss_mb,
-            ours_seconds: ours,
-            reference_seconds,
             device: format!("{device:?}"),
-            flops_per_unit,
-            peak_fraction: None,
+            // per step: the reference counts FLOPs per sample
+            flops_per_unit: reference.flops_per_sample.map(|f| f * b.batch_size as f64),
+            ..row
         });
     }
     Ok(rows)
@@ -646,30 +655,17 @@ pub fn group_bench(n: usize, repeats: usize, rounds: usize, python: &Path) -> Re
         Ok(ours)
     };
     let args = ["--n", &n.to_string(), "--k", "6", "--repeats", &repeats.to_string()].map(String::from);
-    let Alternated {
-        ours,
-        reference,
-        ratio,
-        rounds,
-        ..
-    } = alternate(rounds, our_round, || {
+    let (row, _) = alternate(rounds, our_round, || {
         run_script::<SecondsOut>(python, "reference_group.py", &args, &[])
-    })?;
-    let rate = |s: &[f64]| n as f64 / median(s);
-    Ok(vec![BenchRow {
-        name: format!("group gs2 K=6 n={n}"),
-        unit: "positions/s".into(),
-        ours: rate(&ours),
-        reference: rate(&reference),
-        reference_name: format!("scipy cKDTree (benches/reference_group.py), {rounds} rounds"),
-        ratio,
-        ours_threads: 1,
-        ours_peak_rss_mb: peak_rss_mb(),
-        reference_peak_rss_mb: f64::NAN,
-        ours_seconds: ours,
-        reference_seconds: reference,
-        ..BenchRow::default()
-    }])
+    })?
+    .into_row(
+        format!("group gs2 K=6 n={n}"),
+        "positions/s",
+        n as f64,
+        "scipy cKDTree (benches/reference_group.py)",
+        1,
+    );
+    Ok(vec![row])
 }
 
 /// Settings of `ptycho bench infer`.
@@ -755,35 +751,23 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
             device,
             precision: b.precision,
         };
-        let Alternated {
-            ours,
-            reference: reference_seconds,
-            ratio,
-            rounds,
-            last_reference: reference,
-        } = alternate(b.rounds, our_round, || run_pinn_reference(&run))?;
-        let ours_rss = peak_rss_mb();
-        let rate = |s: &[f64]| b.batch_size as f64 / median(s);
-        rows.push(BenchRow {
-            name: format!(
+        let (row, reference) = alternate(b.rounds, our_round, || run_pinn_reference(&run))?.into_row(
+            format!(
                 "infer pinn gs{gridsize} N={} batch={} {}",
                 b.n,
                 b.batch_size,
                 b.precision.name()
             ),
-            unit: "positions/s".into(),
-            ours: rate(&ours),
-            reference: rate(&reference_seconds),
-            reference_name: format!("PyTorch eager (benches/reference_pinn.py --mode infer), {rounds} rounds"),
-            ratio,
-            ours_threads: b.threads,
-            ours_peak_rss_mb: ours_rss,
+            "positions/s",
+            b.batch_size as f64,
+            "PyTorch eager (benches/reference_pinn.py --mode infer)",
+            b.threads,
+        );
+        rows.push(BenchRow {
             reference_peak_rss_mb: reference.peak_rss_mb,
-            ours_seconds: ours,
-            reference_seconds,
             device: format!("{device:?}"),
             flops_per_unit: reference.flops_per_sample,
-            peak_fraction: None,
+            ..row
         });
     }
     Ok(rows)
@@ -835,30 +819,19 @@ pub fn stitch_bench(
         &repeats.to_string(),
     ]
     .map(String::from);
-    let Alternated {
-        ours,
-        reference,
-        ratio,
-        rounds,
-        ..
-    } = alternate(rounds, our_round, || {
+    let (row, _) = alternate(rounds, our_round, || {
         run_script::<SecondsOut>(python, "reference_stitch.py", &args, &[])
-    })?;
-    let rate = |s: &[f64]| patches as f64 / median(s);
+    })?
+    .into_row(
+        format!("stitch {patches} crops {crop}² of N={n} on {side}²"),
+        "patches/s",
+        patches as f64,
+        "numpy (benches/reference_stitch.py)",
+        threads,
+    );
     Ok(vec![BenchRow {
-        name: format!("stitch {patches} crops {crop}² of N={n} on {side}²"),
-        unit: "patches/s".into(),
-        ours: rate(&ours),
-        reference: rate(&reference),
-        reference_name: format!("numpy (benches/reference_stitch.py), {rounds} rounds"),
-        ratio,
-        ours_threads: threads,
-        ours_peak_rss_mb: peak_rss_mb(),
-        reference_peak_rss_mb: f64::NAN,
-        ours_seconds: ours,
-        reference_seconds: reference,
         device: format!("{device:?}"),
-        ..BenchRow::default()
+        ..row
     }])
 }
 
@@ -942,39 +915,29 @@ pub fn iterative_bench(
         "--repeats".into(),
         repeats.to_string(),
     ];
-    let Alternated {
-        ours,
-        reference,
-        ratio,
-        rounds,
-        last_reference,
-    } = alternate(rounds, our_round, || {
+    let (row, reference) = alternate(rounds, our_round, || {
         run_script::<EpieOut>(
             python,
             "reference_epie.py",
             &args,
             &[("OMP_NUM_THREADS", threads.to_string())],
         )
-    })?;
-    let rate = |s: &[f64]| iterations as f64 / median(s);
+    })?
+    .into_row(
+        String::new(),
+        "epochs/s",
+        iterations as f64,
+        "numpy (benches/reference_epie.py)",
+        threads,
+    );
     Ok(vec![BenchRow {
         name: format!(
             "ePIE {} positions N=64, {iterations} epochs (data error {our_error:.2e} vs {:.2e})",
             side * side,
-            last_reference.data_error
+            reference.data_error
         ),
-        unit: "epochs/s".into(),
-        ours: rate(&ours),
-        reference: rate(&reference),
-        reference_name: format!("numpy (benches/reference_epie.py), {rounds} rounds"),
-        ratio,
-        ours_threads: threads,
-        ours_peak_rss_mb: peak_rss_mb(),
-        reference_peak_rss_mb: f64::NAN,
-        ours_seconds: ours,
-        reference_seconds: reference,
         device: format!("{device:?}"),
-        ..BenchRow::default()
+        ..row
     }])
 }
 
@@ -1005,41 +968,54 @@ pub fn metrics_bench(
         Ok(ours)
     };
     let args = ["--side", &side.to_string(), "--repeats", &repeats.to_string()].map(String::from);
-    let Alternated {
-        ours,
-        reference,
-        ratio,
-        rounds,
-        ..
-    } = alternate(rounds, our_round, || {
+    let (row, _) = alternate(rounds, our_round, || {
         run_script::<SecondsOut>(
             python,
             "reference_metrics.py",
             &args,
             &[("OMP_NUM_THREADS", threads.to_string())],
         )
-    })?;
-    let rate = |s: &[f64]| 1.0 / median(s);
+    })?
+    .into_row(
+        format!("metrics SSIM + FRC {side}²"),
+        "pairs/s",
+        1.0,
+        "scikit-image + numpy (benches/reference_metrics.py)",
+        1,
+    );
     Ok(vec![BenchRow {
-        name: format!("metrics SSIM + FRC {side}²"),
-        unit: "pairs/s".into(),
-        ours: rate(&ours),
-        reference: rate(&reference),
-        reference_name: format!("scikit-image + numpy (benches/reference_metrics.py), {rounds} rounds"),
-        ratio,
-        ours_threads: 1,
-        ours_peak_rss_mb: peak_rss_mb(),
-        reference_peak_rss_mb: f64::NAN,
-        ours_seconds: ours,
-        reference_seconds: reference,
         device: "Cpu".into(),
-        ..BenchRow::default()
+        ..row
     }])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_takes_rates_from_the_median_times_and_names_the_rounds() {
+        let measured = Alternated {
+            ours: vec![2.0, 4.0, 3.0],
+            reference: vec![6.0, 5.0, 7.0],
+            ratio: 1.8,
+            rounds: 2,
+            last_reference: "last",
+        };
+        let (row, last) = measured.into_row("x".into(), "items/s", 12.0, "numpy (y.py)", 3);
+        assert_eq!(last, "last");
+        assert_eq!((row.ours, row.reference), (4.0, 2.0));
+        // the ratio is the median of the rounds', not the pooled one (2.0)
+        assert_eq!(row.ratio, 1.8);
+        assert_eq!(row.reference_name, "numpy (y.py), 2 rounds");
+        assert_eq!(
+            (row.name.as_str(), row.unit.as_str(), row.ours_threads),
+            ("x", "items/s", 3)
+        );
+        assert_eq!(row.ours_seconds, [2.0, 4.0, 3.0]);
+        assert_eq!(row.reference_seconds, [6.0, 5.0, 7.0]);
+        assert!(row.reference_peak_rss_mb.is_nan());
+    }
 
     #[test]
     fn alternating_rounds_interleave_the_sides_and_take_the_median_of_round_ratios() {
