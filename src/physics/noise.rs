@@ -86,7 +86,6 @@ struct PatternSampler {
     counts: Vec<u64>,
     /// Pixels whose count the first block of four terms did not settle.
     pending: Vec<u32>,
-    pending_counts: Vec<u64>,
 }
 
 /// A count still to find.
@@ -155,19 +154,16 @@ impl PatternSampler {
         }
         self.pending.truncate(pending);
         let t8 = BLOCK8[0];
-        self.pending_counts.resize(pending, 0);
-        for (first, &i) in self.pending_counts.iter_mut().zip(&self.pending) {
-            let (u, rate, p0) = (self.u[i as usize], self.rate[i as usize], self.p0[i as usize]);
-            *first = if rate >= 2.0 {
+        for &i in &self.pending {
+            let i = i as usize;
+            let (u, rate, p0) = (self.u[i], self.rate[i], self.p0[i]);
+            let first = if rate >= 2.0 {
                 first_block::<8>(u, rate, p0, &t8)
             } else {
                 UNSET
             };
-        }
-        for (&i, &first) in self.pending.iter().zip(&self.pending_counts) {
-            let i = i as usize;
             self.counts[i] = if first == UNSET {
-                search_with(self.u[i], self.rate[i], self.p0[i])
+                search_with(u, rate, p0)
             } else {
                 first
             };
