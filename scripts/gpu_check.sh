@@ -11,12 +11,15 @@
 # PYTHON         a python with torch, numpy, scipy, scikit-image (default: python3)
 #
 # Steps, each logged to RESULTS_DIR/<step>.log (a failing step is recorded
-# and the others go on; the exit status is non-zero if any failed):
+# and the others go on; the exit status is non-zero if any failed; a step
+# that runs past PTYCHO_STEP_TIMEOUT seconds, 300 by default, is stopped and
+# counts as failed):
 #  1. nvidia-smi and the binary's view of CUDA (`ptycho bench` needs it);
 #  2. a few training steps on CPU and on CUDA from the same seed, losses compared;
 #  3. training throughput, batch 16/64/256, fp32 and fp16 autocast, against the
 #     plain-PyTorch reference on the same GPU (FLOP/s as a fraction of the
-#     measured matmul peak);
+#     measured matmul peak), both with cuDNN's autotuner on, and once at batch
+#     64 with it off on both sides (PyTorch's default);
 #  4. inference positions/s at N = 64 and N = 128;
 #  5. the iterative solver and stitching on the GPU;
 # and prints a short table last (RESULTS_DIR/summary.txt).
@@ -34,6 +37,7 @@ fi
 [ -x "${BIN:-}" ] || { echo "no ptycho binary (give its path as the third argument)" >&2; exit 2; }
 PY=${4:-python3}
 DEVICE=${PTYCHO_GPU_DEVICE:-cuda}
+STEP_TIMEOUT=${PTYCHO_STEP_TIMEOUT:-300}
 # PTYCHO_GPU_DEVICE=cpu tries the script on a machine without a GPU, at
 # sizes a CPU finishes in minutes
 if [ "$DEVICE" = cpu ]; then
@@ -54,7 +58,7 @@ FAILED=0
 step() {
     local name=$1; shift
     local t0=$SECONDS
-    if "$@" >"$RESULTS/$name.log" 2>&1; then
+    if timeout "$STEP_TIMEOUT" "$@" >"$RESULTS/$name.log" 2>&1; then
         echo "ok      $name ($((SECONDS - t0)) s)" | tee -a "$RESULTS/steps.txt"
     else
         echo "FAILED  $name ($((SECONDS - t0)) s): see $name.log" | tee -a "$RESULTS/steps.txt"
@@ -68,7 +72,9 @@ step same-seed "$BIN" bench same-seed --device "$DEVICE" --out "$RESULTS/same_se
 for batch in $BATCHES; do
     step "train-b$batch-fp32" "$BIN" bench train --device "$DEVICE" --batch-size "$batch" --steps "$STEPS" --rounds 1 --json
 done
-if [ "$DEVICE" != cpu ]; then  # autocast is CUDA's
+if [ "$DEVICE" != cpu ]; then  # autocast and cuDNN are CUDA's
+    # both sides with cuDNN's autotuner off (PyTorch's default; ours turns it on)
+    step train-b64-fp32-untuned env PTYCHO_CUDNN_BENCHMARK=0 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --rounds 1 --json
     step train-b64-fp16 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --rounds 1 --precision fp16 --json
 fi
 step infer-n64 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size "$INFER64" --batches 10 --rounds 1 --json
@@ -87,9 +93,10 @@ d = pathlib.Path(sys.argv[1])
 print(f"{'benchmark':<52} {'ours':>12} {'reference':>12} {'unit':<12} {'ratio':>7} {'TFLOP/s':>8} {'peak':>6}")
 for log in sorted(d.glob("*.log")):
     text = log.read_text()
-    start = text.find("[")
+    # the JSON array begins on a line of its own, after any progress lines
+    start = text.rfind("\n[\n") + 1 if not text.startswith("[\n") else 0
     try:
-        rows = json.loads(text[start:]) if start >= 0 else []
+        rows = json.loads(text[start:]) if start > 0 or text.startswith("[\n") else []
     except json.JSONDecodeError:
         continue
     for r in rows if isinstance(rows, list) else []:
@@ -101,8 +108,13 @@ for log in sorted(d.glob("*.log")):
 same = d / "same_seed.json"
 if same.exists():
     s = json.loads(same.read_text())
-    print(f"same seed CPU vs {s['device']}: losses {s['cpu_losses']} vs {s['device_losses']}, "
-          f"largest relative difference {s['max_relative_difference']:.2e}")
+    print(f"same seed, CPU losses {['%.6g' % l for l in s['cpu_losses']]} (learning rate {s['learning_rate']})")
+    for r in s["runs"]:
+        print(f"  {s['device']} cuDNN {'on ' if r['cudnn'] else 'off'}: first loss {r['first_loss_relative_difference']:.2e}, "
+              f"first gradient {r['gradient_relative_difference']:.2e}, losses up to {r['max_loss_relative_difference']:.2e} "
+              f"(relative): {['%.6g' % l for l in r['device_losses']]}")
 EOF
+# and the suite's own table, with the measured matmul peak
+sed -n '/^benchmark /,$p' "$RESULTS/suite.log" >>"$RESULTS/summary.txt" 2>/dev/null
 cat "$RESULTS/summary.txt"   # (the steps were printed as they ended)
 exit $FAILED

@@ -1,4 +1,5 @@
-//! Process-wide settings for long tensor work on the CPU.
+//! Process-wide settings for long tensor work: the CPU allocator
+//! ([`keep_freed_memory`]) and cuDNN's autotuner ([`tune_cudnn`]).
 //!
 //! glibc's allocator returns every block above its mmap threshold (at most
 //! 32 MiB) to the kernel when it is freed, and trims the heap's free top.
@@ -19,6 +20,25 @@
 //! training, inference, simulation and the iterative solver; set
 //! `PTYCHO_KEEP_FREED_MEMORY=0` to keep glibc's defaults.
 use std::sync::OnceLock;
+
+/// The environment variable that turns [`tune_cudnn`] off (`0`).
+pub const CUDNN_BENCHMARK_ENV: &str = "PTYCHO_CUDNN_BENCHMARK";
+
+/// On a CUDA `device`, turns on cuDNN's autotuner (`cudnn.benchmark` in
+/// PyTorch, off by default there): the first convolution of each shape times
+/// cuDNN's algorithms and later ones use the fastest. Training and inference
+/// run the same shapes for thousands of steps, so the few slow first steps
+/// pay back. Results stay within float rounding of the untuned algorithms
+/// but are not bit-reproducible across runs. Returns whether it is on: false
+/// on the CPU or with `PTYCHO_CUDNN_BENCHMARK=0`. The library calls it at
+/// the start of training and inference on CUDA.
+pub fn tune_cudnn(device: tch::Device) -> bool {
+    if !device.is_cuda() || std::env::var(CUDNN_BENCHMARK_ENV).is_ok_and(|v| v.trim() == "0") {
+        return false;
+    }
+    tch::Cuda::cudnn_set_benchmark(true);
+    true
+}
 
 /// The environment variable that turns [`keep_freed_memory`] off (`0`).
 pub const KEEP_FREED_MEMORY_ENV: &str = "PTYCHO_KEEP_FREED_MEMORY";

@@ -12,7 +12,7 @@ mod suite;
 
 use crate::error::{Error, Result};
 use crate::simulate::{ObjectKind, ScanKind, SimConfig, simulate_on};
-pub use same_seed::{SameSeed, same_seed_losses};
+pub use same_seed::{SameSeed, SameSeedRun, same_seed_losses};
 pub use suite::{Machine, SuiteConfig, SuiteReport, format_report, measure_peak_flops, run_suite, save_report};
 
 /// One row of a benchmark table.
@@ -420,6 +420,9 @@ struct PinnRun<'a> {
     threads: usize,
     device: tch::Device,
     precision: Precision,
+    /// cuDNN's autotuner on the reference's side too (as on ours, see
+    /// [`crate::runtime::tune_cudnn`]), so that both use the same algorithms.
+    cudnn_benchmark: bool,
 }
 
 /// Runs `benches/reference_pinn.py` in `run.mode` (`train` or `infer`)
@@ -435,6 +438,7 @@ fn run_pinn_reference(run: &PinnRun<'_>) -> Result<TrainReferenceOut> {
         ("--threads", run.threads.to_string()),
         ("--device", torch_device_name(run.device)),
         ("--precision", run.precision.name().to_string()),
+        ("--cudnn-benchmark", u8::from(run.cudnn_benchmark).to_string()),
     ]
     .into_iter()
     .flat_map(|(k, v)| [k.to_string(), v])
@@ -556,6 +560,7 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
 
     b.precision.check(b.device)?;
     tch::set_num_threads(b.threads as i32);
+    let cudnn_benchmark = crate::runtime::tune_cudnn(b.device);
     let device = b.device;
     let mut rows = Vec::new();
     for gridsize in [1usize, 2] {
@@ -601,6 +606,7 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
             threads: b.threads,
             device,
             precision: b.precision,
+            cudnn_benchmark,
         };
         let (row, reference) = alternate(b.rounds, &mut our_round, || run_pinn_reference(&run))?.into_row(
             format!(
@@ -712,6 +718,7 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
 
     b.precision.check(b.device)?;
     tch::set_num_threads(b.threads as i32);
+    let cudnn_benchmark = crate::runtime::tune_cudnn(b.device);
     let _guard = tch::no_grad_guard();
     let device = b.device;
     let autocast = b.precision == Precision::Fp16;
@@ -750,6 +757,7 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
             threads: b.threads,
             device,
             precision: b.precision,
+            cudnn_benchmark,
         };
         let (row, reference) = alternate(b.rounds, our_round, || run_pinn_reference(&run))?.into_row(
             format!(

@@ -113,6 +113,7 @@ impl Bundle {
             ));
         }
         let device = self.model.var_store().device();
+        crate::runtime::tune_cudnn(device);
         let _guard = tch::no_grad_guard();
         let groups = group(
             &ds.positions_px,

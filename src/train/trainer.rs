@@ -112,6 +112,7 @@ impl Trainer {
     /// Trains on `ds`, reporting each epoch to `observer`.
     pub fn fit(&self, ds: &Dataset, observer: &mut dyn TrainObserver) -> Result<TrainOutcome> {
         crate::runtime::keep_freed_memory();
+        crate::runtime::tune_cudnn(self.device);
         self.model.validate()?;
         self.train.validate()?;
         let data = TrainingData::new(ds, &self.model, &self.train.grouping, self.device)?;
