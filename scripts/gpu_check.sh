@@ -16,6 +16,8 @@
 # counts as failed):
 #  1. nvidia-smi and the binary's view of CUDA (`ptycho bench` needs it);
 #  2. a few training steps on CPU and on CUDA from the same seed, losses compared;
+#     fp16 training validated against fp32 (scripts/gpu_precision_check.sh:
+#     the same quick training in both, reconstructions compared);
 #  3. training throughput, batch 16/64/256, fp32 and fp16 autocast, against the
 #     plain-PyTorch reference on the same GPU (FLOP/s as a fraction of the
 #     measured matmul peak), both with cuDNN's autotuner on, and once at batch
@@ -69,6 +71,7 @@ step() {
 : >"$RESULTS/steps.txt"
 step environment bash -c "nvidia-smi; '$PY' -c 'import torch; print(torch.__version__, torch.cuda.is_available(), torch.cuda.get_device_name(0))'; '$BIN' --version"
 step same-seed "$BIN" bench same-seed --device "$DEVICE" --out "$RESULTS/same_seed.json"
+step precision "$HERE/scripts/gpu_precision_check.sh" "$BIN" "$RESULTS/precision" "$DEVICE"
 for batch in $BATCHES; do
     step "train-b$batch-fp32" "$BIN" bench train --device "$DEVICE" --batch-size "$batch" --steps "$STEPS" --rounds 1 --json
 done

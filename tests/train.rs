@@ -6,7 +6,7 @@ use common::*;
 use ptycho_workbench::data::Dataset;
 use ptycho_workbench::model::{ModelConfig, ModelKind};
 use ptycho_workbench::simulate::simulate_on;
-use ptycho_workbench::train::{LrSchedule, SilentObserver, TrainConfig, TrainedModel, Trainer};
+use ptycho_workbench::train::{LrSchedule, Precision, SilentObserver, TrainConfig, TrainedModel, Trainer};
 use tch::Device;
 
 fn dataset() -> Dataset {
@@ -191,4 +191,26 @@ fn history_as_a_dataframe_and_csv() {
         "epoch,train_loss,val_loss,learning_rate,seconds"
     );
     assert_eq!(csv.lines().nth(2).unwrap(), "2,1.500000000e0,,5.000000e-4,1.250");
+}
+
+#[test]
+fn fp16_training_needs_a_cuda_device_and_the_precision_is_saved() {
+    init();
+    let mut t = tiny(1, 16);
+    t.precision = Precision::Fp16;
+    let err = Trainer::new(model(1, ModelKind::Pinn), t.clone(), Device::Cpu)
+        .fit(&dataset(), &mut SilentObserver)
+        .unwrap_err();
+    assert!(err.to_string().contains("fp16 autocast needs a CUDA device"), "{err}");
+    let json = serde_json::to_value(&t).unwrap();
+    assert_eq!(json["precision"], "fp16");
+    let back: TrainConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(back.precision, Precision::Fp16);
+    // a config saved before the field existed reads as fp32
+    let mut old = serde_json::to_value(TrainConfig::quick()).unwrap();
+    old.as_object_mut().unwrap().remove("precision");
+    assert_eq!(
+        serde_json::from_value::<TrainConfig>(old).unwrap().precision,
+        Precision::Fp32
+    );
 }

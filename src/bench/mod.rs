@@ -335,46 +335,7 @@ pub struct TrainBench {
     pub precision: Precision,
 }
 
-/// Arithmetic of the network benchmarks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// float32 with libtorch's defaults (on CUDA, cuDNN convolutions may use
-    /// TF32, as PyTorch's do by default).
-    Fp32,
-    /// CUDA autocast to float16 (losses in float32); CUDA only.
-    Fp16,
-}
-
-impl Precision {
-    fn name(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Fp16 => "fp16",
-        }
-    }
-
-    fn check(self, device: tch::Device) -> Result<()> {
-        if self == Precision::Fp16 && device == tch::Device::Cpu {
-            return Err(Error::config("precision", "fp16 autocast needs a CUDA device"));
-        }
-        Ok(())
-    }
-}
-
-impl std::str::FromStr for Precision {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "fp32" => Ok(Precision::Fp32),
-            "fp16" => Ok(Precision::Fp16),
-            other => Err(Error::config(
-                "precision",
-                format!("`{other}` is not one of fp32, fp16"),
-            )),
-        }
-    }
-}
+pub use crate::train::Precision;
 
 /// `cpu`, `cuda:N` as PyTorch spells a device.
 pub fn torch_device_name(device: tch::Device) -> String {

@@ -202,6 +202,9 @@ struct TrainArgs {
     /// Multiplies every filter count of the network (default: the preset's).
     #[arg(long)]
     n_filters_scale: Option<usize>,
+    /// fp32, or fp16 (CUDA autocast with a dynamic loss scale; default: fp32).
+    #[arg(long)]
+    precision: Option<String>,
     /// Continue from OUT/checkpoint.safetensors.
     #[arg(long)]
     resume: bool,
@@ -550,6 +553,9 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
         };
     }
     train.warmup_steps = a.warmup_steps.unwrap_or(train.warmup_steps);
+    if let Some(p) = &a.precision {
+        train.precision = p.parse()?;
+    }
     if let Some(s) = a.seed {
         train.seed = s;
         train.grouping.seed = s;

@@ -86,6 +86,19 @@ impl Adam {
         }
     }
 
+    /// Divides the gradients by `scale` (float16 training's loss scale) and
+    /// says whether they are all finite (a host sync per buffer).
+    pub fn unscale_gradients(&mut self, scale: f64) -> bool {
+        let mut finite = true;
+        no_grad(|| {
+            for g in &mut self.groups {
+                let _ = g.grad.g_mul_scalar_(1.0 / scale);
+                finite &= g.grad.isfinite().all().int64_value(&[]) != 0;
+            }
+        });
+        finite
+    }
+
     /// One update from the current gradients.
     pub fn step(&mut self) {
         self.step += 1;
@@ -311,5 +324,23 @@ mod tests {
         }
         let wrong: Vec<(String, Tensor)> = saved.iter().map(|(n, t)| (n.clone(), t.reshape([-1]))).collect();
         assert!(other.load_state(&wrong).unwrap_err().contains("shape"));
+    }
+    #[test]
+    fn unscaling_divides_the_gradients_and_reports_an_overflow() {
+        let a = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
+        let b = Tensor::from_slice(&[3.0f32]).set_requires_grad(true);
+        let mut opt = Adam::new(
+            vec![("a".into(), a.shallow_clone()), ("b".into(), b.shallow_clone())],
+            0.1,
+        );
+        opt.zero_grad();
+        ((a.square().sum(Kind::Float) + b.sum(Kind::Float)) * 1024.0).backward();
+        assert!(opt.unscale_gradients(1024.0));
+        assert_eq!(Vec::<f32>::try_from(a.grad()).unwrap(), [2.0, -4.0]);
+        assert_eq!(Vec::<f32>::try_from(b.grad()).unwrap(), [1.0]);
+        // an infinite gradient in either parameter is seen
+        opt.zero_grad();
+        (b.sum(Kind::Float) * f64::from(f32::MAX) * 4.0 + a.sum(Kind::Float)).backward();
+        assert!(!opt.unscale_gradients(2.0));
     }
 }

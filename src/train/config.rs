@@ -16,6 +16,51 @@ pub enum LrSchedule {
     Cosine,
 }
 
+/// Arithmetic of the network's training and inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// float32 with libtorch's defaults (on CUDA, cuDNN convolutions may use
+    /// TF32, as PyTorch's do by default).
+    #[default]
+    Fp32,
+    /// CUDA autocast to float16 (losses in float32; in training, with a
+    /// dynamic loss scale, see [`crate::train::scaler`]); CUDA only.
+    Fp16,
+}
+
+impl Precision {
+    /// `fp32` or `fp16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+        }
+    }
+
+    /// An error for fp16 on a device other than CUDA.
+    pub fn check(self, device: tch::Device) -> Result<()> {
+        if self == Precision::Fp16 && !device.is_cuda() {
+            return Err(Error::config("precision", "fp16 autocast needs a CUDA device"));
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fp32" => Ok(Precision::Fp32),
+            "fp16" => Ok(Precision::Fp16),
+            other => Err(Error::config(
+                "precision",
+                format!("`{other}` is not one of fp32, fp16"),
+            )),
+        }
+    }
+}
+
 /// How to train (PtychoPINN's Keras recipe by default, ptychopinn.md §3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -42,6 +87,8 @@ pub struct TrainConfig {
     pub loss: LossWeights,
     /// How to group positions (its gridsize is taken from the model).
     pub grouping: GroupingConfig,
+    /// fp32, or fp16 autocast with a dynamic loss scale (CUDA only).
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -78,6 +125,7 @@ impl TrainConfig {
                 k_neighbours: 4,
                 ..GroupingConfig::default()
             },
+            precision: Precision::Fp32,
         }
     }
 

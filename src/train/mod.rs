@@ -5,9 +5,10 @@ pub mod config;
 pub mod data;
 pub mod history;
 pub mod progress;
+pub mod scaler;
 pub mod trainer;
 
-pub use config::{LrSchedule, TrainConfig};
+pub use config::{LrSchedule, Precision, TrainConfig};
 pub use data::TrainingData;
 pub use history::{EpochRecord, History, LineObserver, SilentObserver, TrainObserver};
 pub use progress::{ProgressBarObserver, terminal_observer};

@@ -12,9 +12,10 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
 use super::adam::Adam;
-use super::config::{LrSchedule, TrainConfig};
+use super::config::{LrSchedule, Precision, TrainConfig};
 use super::data::TrainingData;
 use super::history::{EpochRecord, History, TrainObserver};
+use super::scaler::LossScaler;
 use crate::data::Dataset;
 use crate::data::atomic::write_via_temp_path;
 use crate::error::{Error, Result};
@@ -96,6 +97,9 @@ struct LoopState {
     adam_step: i64,
     history: History,
     stopped: bool,
+    /// fp16 only (absent in checkpoints of fp32 runs and of older versions).
+    #[serde(default)]
+    loss_scaler: Option<LossScaler>,
 }
 
 impl Trainer {
@@ -115,6 +119,7 @@ impl Trainer {
         crate::runtime::tune_cudnn(self.device);
         self.model.validate()?;
         self.train.validate()?;
+        self.train.precision.check(self.device)?;
         let data = TrainingData::new(ds, &self.model, &self.train.grouping, self.device)?;
         let model = match self.model.kind {
             ModelKind::Pinn => TrainedModel::Pinn(Box::new(Pinn::new(
@@ -140,12 +145,18 @@ impl Trainer {
             adam_step: 0,
             history: History::default(),
             stopped: false,
+            loss_scaler: (self.train.precision == Precision::Fp16).then(LossScaler::default),
         };
         let checkpoint = self.checkpoint_dir.as_ref().map(|d| d.join(CHECKPOINT_FILE));
         if let (true, Some(path)) = (self.resume, &checkpoint)
             && path.exists()
         {
             state = load_checkpoint(path, &model, &mut adam)?;
+            // a run resumed in another precision starts or drops the loss scale
+            match self.train.precision {
+                Precision::Fp16 => state.loss_scaler = state.loss_scaler.or(Some(LossScaler::default())),
+                Precision::Fp32 => state.loss_scaler = None,
+            }
         }
         adam.step = state.adam_step;
         let total_steps = (train_idx.len().div_ceil(self.train.batch_size) * self.train.epochs) as i64;
@@ -164,8 +175,20 @@ impl Trainer {
                 };
                 adam.zero_grad();
                 let loss = self.batch_loss(&model, &data, &idx)?;
-                loss.backward();
-                adam.step();
+                match &mut state.loss_scaler {
+                    None => {
+                        loss.backward();
+                        adam.step();
+                    }
+                    Some(scaler) => {
+                        (&loss * scaler.scale).backward();
+                        let finite = adam.unscale_gradients(scaler.scale);
+                        if finite {
+                            adam.step();
+                        }
+                        scaler.update(finite);
+                    }
+                }
                 sum += loss.detach().to_kind(Kind::Double);
                 batches += 1;
             }
@@ -279,7 +302,14 @@ impl Trainer {
     }
 
     /// The weighted loss of one batch of groups.
+    /// The batch's loss, float32 (the forward pass under float16 autocast
+    /// when the precision says so).
     fn batch_loss(&self, model: &TrainedModel, data: &TrainingData, idx: &Tensor) -> Result<Tensor> {
+        let fp16 = self.train.precision == Precision::Fp16;
+        Ok(tch::autocast(fp16, || self.batch_loss_in_autocast(model, data, idx))?.to_kind(Kind::Float))
+    }
+
+    fn batch_loss_in_autocast(&self, model: &TrainedModel, data: &TrainingData, idx: &Tensor) -> Result<Tensor> {
         let x = data.x.index_select(0, idx);
         match model {
             TrainedModel::Pinn(m) => {
@@ -393,8 +423,20 @@ mod tests {
             adam_step: 7,
             history: History::default(),
             stopped: false,
+            loss_scaler: Some(LossScaler {
+                scale: 8192.0,
+                good_steps: 12,
+                skipped_steps: 3,
+            }),
         };
-        let back: LoopState = serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
+        let json = serde_json::to_vec(&state).unwrap();
+        let back: LoopState = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back.loss_scaler, state.loss_scaler);
+        // a checkpoint written before the loss scale existed still reads
+        let mut old: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        old.as_object_mut().unwrap().remove("loss_scaler");
+        let older: LoopState = serde_json::from_value(old).unwrap();
+        assert_eq!(older.loss_scaler, None);
         assert_eq!(back.best_val.to_bits(), v.to_bits());
         assert_eq!(back.best_train.to_bits(), v.next_up().to_bits());
         assert_eq!(back.learning_rate.to_bits(), (1e-3f64 / 3.0).to_bits());
