@@ -25,8 +25,6 @@ pub const EPSILON: f64 = 1e-7;
 /// Parameters of one device and dtype, and their state, in flat buffers.
 #[derive(Debug)]
 struct Group {
-    /// (index into `Adam::params`, offset, element count)
-    members: Vec<(usize, i64, i64)>,
     grad: Tensor,
     param: Tensor,
     m: Tensor,
@@ -37,6 +35,8 @@ struct Group {
 #[derive(Debug)]
 pub struct Adam {
     params: Vec<(String, Tensor)>,
+    /// Each parameter's `(m, v)`: views of its slices of its group's buffers.
+    moments: Vec<(Tensor, Tensor)>,
     groups: Vec<Group>,
     /// Steps taken (for the bias correction).
     pub step: i64,
@@ -56,16 +56,21 @@ impl Adam {
                 keys.push((p.device(), p.kind()));
             }
         }
+        let mut moments = Vec::with_capacity(params.len());
         let groups = keys
             .into_iter()
             .map(|key| {
                 let indices: Vec<usize> = (0..params.len())
                     .filter(|&i| (params[i].1.device(), params[i].1.kind()) == key)
                     .collect();
-                flatten(&params, &indices)
+                let (group, views) = flatten(&params, &indices);
+                moments.extend(indices.into_iter().zip(views));
+                group
             })
             .collect();
+        moments.sort_by_key(|(i, _)| *i);
         Adam {
+            moments: moments.into_iter().map(|(_, mv)| mv).collect(),
             params,
             groups,
             step: 0,
@@ -124,38 +129,31 @@ impl Adam {
     /// of the flat buffers.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::with_capacity(2 * self.params.len());
-        for g in &self.groups {
-            for &(i, offset, count) in &g.members {
-                let (name, p) = &self.params[i];
-                out.push((format!("adam.m.{name}"), slice(&g.m, offset, count, p)));
-                out.push((format!("adam.v.{name}"), slice(&g.v, offset, count, p)));
-            }
+        for ((name, _), (m, v)) in self.params.iter().zip(&self.moments) {
+            out.push((format!("adam.m.{name}"), m.shallow_clone()));
+            out.push((format!("adam.v.{name}"), v.shallow_clone()));
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
     /// Restores the moments from named tensors; missing names are an error.
     pub fn load_state(&mut self, tensors: &[(String, Tensor)]) -> Result<(), String> {
         let find = |key: &str| tensors.iter().find(|(n, _)| n == key).map(|(_, t)| t);
-        for g in &self.groups {
-            for &(i, offset, count) in &g.members {
-                let (name, p) = &self.params[i];
-                let (Some(sm), Some(sv)) = (find(&format!("adam.m.{name}")), find(&format!("adam.v.{name}"))) else {
-                    return Err(format!("optimiser state for `{name}` is missing"));
-                };
-                if sm.size() != p.size() || sv.size() != p.size() {
-                    return Err(format!(
-                        "optimiser state for `{name}` has shape {:?}, the parameter {:?}",
-                        sm.size(),
-                        p.size()
-                    ));
-                }
-                no_grad(|| {
-                    slice(&g.m, offset, count, p).copy_(sm);
-                    slice(&g.v, offset, count, p).copy_(sv);
-                });
+        for ((name, p), (m, v)) in self.params.iter().zip(&mut self.moments) {
+            let (Some(sm), Some(sv)) = (find(&format!("adam.m.{name}")), find(&format!("adam.v.{name}"))) else {
+                return Err(format!("optimiser state for `{name}` is missing"));
+            };
+            if sm.size() != p.size() || sv.size() != p.size() {
+                return Err(format!(
+                    "optimiser state for `{name}` has shape {:?}, the parameter {:?}",
+                    sm.size(),
+                    p.size()
+                ));
             }
+            no_grad(|| {
+                m.copy_(sm);
+                v.copy_(sv);
+            });
         }
         Ok(())
     }
@@ -184,8 +182,9 @@ fn define_gradients(params: &[(String, Tensor)]) {
 }
 
 /// Moves the parameters `indices` (one device and dtype) and their
-/// gradients into flat buffers, leaving each a view of its slice.
-fn flatten(params: &[(String, Tensor)], indices: &[usize]) -> Group {
+/// gradients into flat buffers, leaving each a view of its slice; returns
+/// the group and each parameter's views of the moment buffers, in order.
+fn flatten(params: &[(String, Tensor)], indices: &[usize]) -> (Group, Vec<(Tensor, Tensor)>) {
     let first = &params[indices[0]].1;
     let (device, kind) = (first.device(), first.kind());
     let mut members = Vec::with_capacity(indices.len());
@@ -208,13 +207,17 @@ fn flatten(params: &[(String, Tensor)], indices: &[usize]) -> Group {
             p.grad().set_data(&gv);
         }
     });
-    Group {
-        members,
-        m: grad.zeros_like(),
-        v: grad.zeros_like(),
-        grad,
-        param,
-    }
+    let (m, v) = (grad.zeros_like(), grad.zeros_like());
+    let views = members
+        .iter()
+        .map(|&(i, offset, count)| {
+            (
+                slice(&m, offset, count, &params[i].1),
+                slice(&v, offset, count, &params[i].1),
+            )
+        })
+        .collect();
+    (Group { grad, param, m, v }, views)
 }
 
 #[cfg(test)]
@@ -305,9 +308,9 @@ mod tests {
         let names: Vec<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            ["adam.m.a", "adam.m.b", "adam.m.c", "adam.v.a", "adam.v.b", "adam.v.c"]
+            ["adam.m.a", "adam.v.a", "adam.m.b", "adam.v.b", "adam.m.c", "adam.v.c"]
         );
-        assert_eq!(state[1].1.size(), [2, 2]);
+        assert_eq!(state[2].1.size(), [2, 2]);
         let saved: Vec<(String, Tensor)> = state.iter().map(|(n, t)| (n.clone(), t.copy())).collect();
         let mut other = Adam::new(
             vec![
