@@ -97,9 +97,10 @@ print(f"{'benchmark':<52} {'ours':>12} {'reference':>12} {'unit':<12} {'ratio':>
 for log in sorted(d.glob("*.log")):
     text = log.read_text()
     # the JSON array begins on a line of its own, after any progress lines
-    start = text.rfind("\n[\n") + 1 if not text.startswith("[\n") else 0
+    # (the index in "\n" + text of "\n[\n" is the index of "[" in text)
+    start = ("\n" + text).rfind("\n[\n")
     try:
-        rows = json.loads(text[start:]) if start > 0 or text.startswith("[\n") else []
+        rows = json.loads(text[start:]) if start >= 0 else []
     except json.JSONDecodeError:
         continue
     for r in rows if isinstance(rows, list) else []:

@@ -15,6 +15,8 @@ use crate::simulate::{ObjectKind, ScanKind, SimConfig, simulate_on};
 pub use same_seed::{SameSeed, SameSeedRun, same_seed_losses};
 pub use suite::{Machine, SuiteConfig, SuiteReport, format_report, measure_peak_flops, run_suite, save_report};
 
+pub use crate::train::Precision;
+
 /// One row of a benchmark table.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BenchRow {
@@ -334,8 +336,6 @@ pub struct TrainBench {
     pub device: tch::Device,
     pub precision: Precision,
 }
-
-pub use crate::train::Precision;
 
 /// `cpu`, `cuda:N` as PyTorch spells a device.
 pub fn torch_device_name(device: tch::Device) -> String {
