@@ -12,12 +12,16 @@
 //! (docs/performance.md).
 //!
 //! [`keep_freed_memory`] tells the allocator to serve blocks from its heaps
-//! and never trim them, so freed memory is reused by the next step (in the
-//! main thread, where libtorch allocates a step's tensors, blocks of any
-//! size; another thread's arena still maps blocks above 64 MiB): the
+//! and never trim them, so freed memory is reused by the next step: the
 //! process keeps its peak memory (the trade PyTorch's CUDA caching
-//! allocator makes on the GPU). The library calls it at the start of
-//! training, inference, simulation and the iterative solver; set
+//! allocator makes on the GPU). It also keeps every thread created later in
+//! the main arena: a thread's own arena grows in heaps of at most 64 MiB and
+//! maps any larger block on its own, so a simulation run on a worker thread
+//! (a thread pool, a notebook kernel, a study's jobs) mapped and zeroed its
+//! 64 MiB of patterns afresh every time (a quarter of a simulation's time in
+//! `ptycho bench simulate`). A thread that already has its own arena keeps
+//! it. The library calls it at the start of training, inference, simulation
+//! and the iterative solver, the CLI first thing in `main`; set
 //! `PTYCHO_KEEP_FREED_MEMORY=0` to keep glibc's defaults.
 use std::sync::OnceLock;
 
@@ -47,7 +51,7 @@ pub const KEEP_FREED_MEMORY_ENV: &str = "PTYCHO_KEEP_FREED_MEMORY";
 /// as glibc tunables: `(variable, value)` (`i32::MAX`, as `mallopt` takes).
 pub const GLIBC_TUNABLES: (&str, &str) = (
     "GLIBC_TUNABLES",
-    "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647",
+    "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647:glibc.malloc.arena_max=1",
 );
 
 /// Makes glibc's allocator keep freed memory for reuse (once per process;
@@ -80,7 +84,10 @@ fn apply() -> bool {
         let no_mmap = libc::mallopt(libc::M_MMAP_MAX, 0) == 1;
         // never give the heap's free top back to the kernel
         let no_trim = libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1;
-        no_mmap && no_trim
+        // threads created from now on share the main arena, whose heap has no
+        // size limit (a thread arena maps any block above 64 MiB on its own)
+        let one_arena = libc::mallopt(libc::M_ARENA_MAX, 1) == 1;
+        no_mmap && no_trim && one_arena
     }
 }
 
