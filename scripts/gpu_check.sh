@@ -10,20 +10,27 @@
 #                target/release/ptycho); strip it to keep what is sent small
 # PYTHON         a python with torch, numpy, scipy, scikit-image (default: python3)
 #
+# A binary built on another machine: pack it with scripts/pack_binary.sh and
+# give the packed launcher (PACK_DIR/ptycho) as PTYCHO_BINARY.
+#
 # Steps, each logged to RESULTS_DIR/<step>.log (a failing step is recorded
 # and the others go on; the exit status is non-zero if any failed; a step
 # that runs past PTYCHO_STEP_TIMEOUT seconds, 300 by default, is stopped and
-# counts as failed):
+# counts as failed; once PTYCHO_GPU_BUDGET seconds in all, 540 by default,
+# are spent, the steps left are skipped, so the table is printed within a
+# call's time limit):
 #  1. nvidia-smi and the binary's view of CUDA (`ptycho bench` needs it);
 #  2. a few training steps on CPU and on CUDA from the same seed, losses compared;
 #     fp16 training validated against fp32 (scripts/gpu_precision_check.sh:
-#     the same quick training in both, reconstructions compared);
+#     the same quick training in both, reconstructions compared; its bundles
+#     and datasets go to a scratch folder, its metrics to RESULTS_DIR/precision);
 #  3. training throughput, batch 16/64/256, fp32 and fp16 autocast, against the
 #     plain-PyTorch reference on the same GPU (FLOP/s as a fraction of the
 #     measured matmul peak), both with cuDNN's autotuner on, and once at batch
 #     64 with it off on both sides (PyTorch's default);
 #  4. inference positions/s at N = 64 and N = 128;
 #  5. the iterative solver and stitching on the GPU;
+#  6. the whole suite (`bench all --quick`), its JSON record in RESULTS_DIR/suite;
 # and prints a short table last (RESULTS_DIR/summary.txt).
 set -uo pipefail
 
@@ -40,6 +47,7 @@ fi
 PY=${4:-python3}
 DEVICE=${PTYCHO_GPU_DEVICE:-cuda}
 STEP_TIMEOUT=${PTYCHO_STEP_TIMEOUT:-300}
+BUDGET=${PTYCHO_GPU_BUDGET:-540}
 # PTYCHO_GPU_DEVICE=cpu tries the script on a machine without a GPU, at
 # sizes a CPU finishes in minutes
 if [ "$DEVICE" = cpu ]; then
@@ -60,7 +68,14 @@ FAILED=0
 step() {
     local name=$1; shift
     local t0=$SECONDS
-    if timeout "$STEP_TIMEOUT" "$@" >"$RESULTS/$name.log" 2>&1; then
+    # what is left of the budget, less 10 s for the table
+    local left=$((BUDGET - SECONDS - 10))
+    if [ "$left" -lt 20 ]; then
+        echo "skipped $name (the budget of $BUDGET s is spent)" | tee -a "$RESULTS/steps.txt"
+        return
+    fi
+    local limit=$((left < STEP_TIMEOUT ? left : STEP_TIMEOUT))
+    if timeout "$limit" "$@" >"$RESULTS/$name.log" 2>&1; then
         echo "ok      $name ($((SECONDS - t0)) s)" | tee -a "$RESULTS/steps.txt"
     else
         echo "FAILED  $name ($((SECONDS - t0)) s): see $name.log" | tee -a "$RESULTS/steps.txt"
@@ -71,7 +86,9 @@ step() {
 : >"$RESULTS/steps.txt"
 step environment bash -c "nvidia-smi; '$PY' -c 'import torch; print(torch.__version__, torch.cuda.is_available(), torch.cuda.get_device_name(0))'; '$BIN' --version"
 step same-seed "$BIN" bench same-seed --device "$DEVICE" --out "$RESULTS/same_seed.json"
-step precision "$HERE/scripts/gpu_precision_check.sh" "$BIN" "$RESULTS/precision" "$DEVICE"
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")
+trap 'rm -rf "$SCRATCH"' EXIT
+step precision "$HERE/scripts/gpu_precision_check.sh" "$BIN" "$RESULTS/precision" "$DEVICE" "$SCRATCH/precision"
 for batch in $BATCHES; do
     step "train-b$batch-fp32" "$BIN" bench train --device "$DEVICE" --batch-size "$batch" --steps "$STEPS" --rounds 1 --json
 done
@@ -118,6 +135,11 @@ if same.exists():
               f"first gradient {r['gradient_relative_difference']:.2e}, losses up to {r['max_loss_relative_difference']:.2e} "
               f"(relative): {['%.6g' % l for l in r['device_losses']]}")
 EOF
+# fp16 against fp32: the reconstructions' metrics (one row per precision)
+if [ -s "$RESULTS/precision/metrics.csv" ]; then
+    echo "precision check, reconstructions of a second dataset against its true object:" >>"$RESULTS/summary.txt"
+    cat "$RESULTS/precision/metrics.csv" >>"$RESULTS/summary.txt"
+fi
 # and the suite's own table, with the measured matmul peak
 sed -n '/^benchmark /,$p' "$RESULTS/suite.log" >>"$RESULTS/summary.txt" 2>/dev/null
 cat "$RESULTS/summary.txt"   # (the steps were printed as they ended)
