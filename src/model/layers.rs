@@ -4,6 +4,7 @@
 use tch::Tensor;
 
 use crate::error::Result;
+use crate::physics::forward::{far_field_intensity_modulated, shift_modulation};
 use crate::physics::{far_field_amplitude, translate_channels, translate_crops};
 
 /// Places the `C` patches of each group on a shared `(N + 2·pad)²` canvas at
@@ -74,7 +75,47 @@ pub fn trim(canvas: &Tensor, n: i64) -> Tensor {
 /// # Shapes
 /// - `patches`: `[B, C, N, N]` complex64; `probe`: `[N, N]` complex64 → `[B, C, N, N]` f32
 pub fn diffract(patches: &Tensor, probe: &Tensor) -> Tensor {
-    far_field_amplitude(&(patches * probe))
+    diffract_prepared(patches, &DiffractionProbe::new(probe))
+}
+
+/// A probe prepared once for [`diffract_prepared`]: for an even N it carries
+/// the fftshift checkerboard ([`shift_modulation`]), so a training step
+/// multiplies the patches by one tensor instead of building the checkerboard
+/// and multiplying twice.
+#[derive(Debug)]
+pub struct DiffractionProbe {
+    probe: Tensor,
+    /// Whether `probe` carries the checkerboard (even N).
+    modulated: bool,
+}
+
+impl DiffractionProbe {
+    /// # Shapes
+    /// `probe`: `[N, N]` complex
+    pub fn new(probe: &Tensor) -> Self {
+        let s = probe.size();
+        let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+        let modulated = h % 2 == 0 && w % 2 == 0;
+        let probe = if modulated {
+            probe * shift_modulation(h, w, probe.device())
+        } else {
+            probe.shallow_clone()
+        };
+        DiffractionProbe { probe, modulated }
+    }
+}
+
+/// [`diffract`] with a prepared probe.
+///
+/// # Shapes
+/// - `patches`: `[B, C, N, N]` complex64 → `[B, C, N, N]` f32
+pub fn diffract_prepared(patches: &Tensor, probe: &DiffractionProbe) -> Tensor {
+    let exit_waves = patches * &probe.probe;
+    if probe.modulated {
+        far_field_intensity_modulated(&exit_waves).sqrt()
+    } else {
+        far_field_amplitude(&exit_waves)
+    }
 }
 
 #[cfg(test)]

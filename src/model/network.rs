@@ -123,7 +123,9 @@ pub enum Head {
 pub struct PinnDecoder {
     base: UpStack,
     centre: nn::Conv2D,
-    border: Option<(DoubleConv, nn::Conv2D)>,
+    /// The border branch and its mask ([`border_mask`], made once on the
+    /// weights' device rather than every step).
+    border: Option<(DoubleConv, nn::Conv2D, Tensor)>,
     border_activation: BorderActivation,
     head: Head,
     n: i64,
@@ -144,6 +146,7 @@ impl PinnDecoder {
             (
                 DoubleConv::new(&(p / "border"), BORDER_CHANNELS, f),
                 conv3(p / "border" / "out", f, c_out),
+                border_mask(n, p.device()),
             )
         });
         PinnDecoder {
@@ -164,7 +167,7 @@ impl PinnDecoder {
         let out = centre.constant_pad_nd([q, q, q, q]);
         match &self.border {
             None => out,
-            Some((up, conv)) => {
+            Some((up, conv, mask)) => {
                 let b = up.forward(&h.narrow(1, ch - BORDER_CHANNELS, BORDER_CHANNELS));
                 let s = b.size();
                 let b = b.upsample_nearest2d([s[2] * 2, s[3] * 2], None, None);
@@ -173,7 +176,6 @@ impl PinnDecoder {
                     BorderActivation::Swish => b.silu(),
                     BorderActivation::Centre => self.activate(&b),
                 };
-                let mask = border_mask(self.n, b.device());
                 out + b * mask
             }
         }

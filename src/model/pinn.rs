@@ -60,6 +60,8 @@ pub struct Pinn {
     phase: PinnDecoder,
     log_scale: Tensor,
     probe: Tensor,
+    /// `probe`, prepared once for the forward model.
+    diffraction_probe: layers::DiffractionProbe,
 }
 
 impl Pinn {
@@ -97,6 +99,7 @@ impl Pinn {
             log_scale.set_requires_grad(false)
         };
         super::init::reinitialise(&vs, seed);
+        let probe = probe.to_device(device).to_kind(Kind::ComplexFloat);
         Ok(Pinn {
             cfg: cfg.clone(),
             vs,
@@ -104,7 +107,8 @@ impl Pinn {
             amplitude,
             phase,
             log_scale,
-            probe: probe.to_device(device).to_kind(Kind::ComplexFloat),
+            diffraction_probe: layers::DiffractionProbe::new(&probe),
+            probe,
         })
     }
 
@@ -207,7 +211,7 @@ impl Pinn {
         self.check_inputs(x, offsets_px)?;
         let (patches, phase) = self.object_patches_and_phase(x);
         let (constrained, object) = self.constrain(&patches, &offsets_px.to_kind(Kind::Float))?;
-        let amplitude = layers::diffract(&constrained, &self.probe);
+        let amplitude = layers::diffract_prepared(&constrained, &self.diffraction_probe);
         Ok(PinnOutput {
             object,
             amplitude_scaled: amplitude * self.log_scale.exp(),
