@@ -161,15 +161,16 @@ def main():
     ap.add_argument("--mode", choices=["train", "infer"], default="train",
                     help="train: Adam steps of the autoencoder; infer: diffraction_to_obj under no_grad")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    ap.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+    ap.add_argument("--precision", choices=["fp32", "fp32-strict", "fp16"], default="fp32",
                     help="fp32: PyTorch's defaults (on CUDA, cuDNN convolutions may use TF32, as "
-                         "libtorch's do); fp16: CUDA autocast")
+                         "libtorch's do); fp32-strict: TF32 off for cuDNN too; fp16: CUDA autocast")
     ap.add_argument("--cudnn-benchmark", type=int, choices=[0, 1], default=0,
                     help="1: torch.backends.cudnn.benchmark = True (ptycho-workbench turns cuDNN's "
                          "autotuner on for training and inference on CUDA, unless PTYCHO_CUDNN_BENCHMARK=0)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
+    torch.backends.cudnn.allow_tf32 = args.precision != "fp32-strict"
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     autocast = lambda: torch.autocast("cuda", dtype=torch.float16, enabled=args.precision == "fp16" and dev.type == "cuda")

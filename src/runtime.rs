@@ -1,5 +1,6 @@
 //! Process-wide settings for long tensor work: the CPU allocator
-//! ([`keep_freed_memory`]) and cuDNN's autotuner ([`tune_cudnn`]).
+//! ([`keep_freed_memory`]), cuDNN's autotuner ([`tune_cudnn`]) and TF32 in
+//! cuDNN's convolutions ([`set_cudnn_tf32`]).
 //!
 //! glibc's allocator returns every block above its mmap threshold (at most
 //! 32 MiB) to the kernel when it is freed, and trims the heap's free top.
@@ -25,6 +26,8 @@
 //! `PTYCHO_KEEP_FREED_MEMORY=0` to keep glibc's defaults.
 use std::sync::OnceLock;
 
+use crate::error::{Error, Result};
+
 /// The environment variable that turns [`tune_cudnn`] off (`0`).
 pub const CUDNN_BENCHMARK_ENV: &str = "PTYCHO_CUDNN_BENCHMARK";
 
@@ -42,6 +45,88 @@ pub fn tune_cudnn(device: tch::Device) -> bool {
     }
     tch::Cuda::cudnn_set_benchmark(true);
     true
+}
+
+/// Whether cuDNN's float32 convolutions may use TF32 tensor cores (GPUs
+/// from Ampere on): PyTorch's `torch.backends.cudnn.allow_tf32`, on by
+/// default. Process-wide, like libtorch's own setting, and for the forward
+/// and the backward pass of every later convolution.
+///
+/// `tch` has no binding for it, so libtorch's `at::Context` is reached by
+/// its symbols, looked up when called (`dlsym`): an error, not a failure to
+/// start, where a libtorch lacks them.
+pub fn set_cudnn_tf32(allow: bool) -> Result<()> {
+    let ctx = tf32_context()?;
+    // SAFETY: `tf32_context` found libtorch's own functions; the types are
+    // their Itanium C++ ABI signatures (`this` first).
+    unsafe { (ctx.set_allow)(ctx.context, allow) };
+    Ok(())
+}
+
+/// Whether cuDNN's float32 convolutions may use TF32 now (libtorch's
+/// `float32Precision(CUDA, CONV)` is `TF32`).
+pub fn cudnn_tf32() -> Result<bool> {
+    let ctx = tf32_context()?;
+    // at::Float32Backend::CUDA, at::Float32Op::CONV, at::Float32Precision::TF32
+    const CUDA: i32 = 1;
+    const CONV: i32 = 1;
+    const TF32: i32 = 2;
+    // SAFETY: as in `set_cudnn_tf32`; the enums are ints (`enum class` of int)
+    Ok(unsafe { (ctx.precision)(ctx.context, CUDA, CONV) } == TF32)
+}
+
+/// libtorch's global context and the two member functions TF32 needs.
+struct Tf32Context {
+    context: *mut std::ffi::c_void,
+    set_allow: unsafe extern "C" fn(*mut std::ffi::c_void, bool),
+    precision: unsafe extern "C" fn(*const std::ffi::c_void, i32, i32) -> i32,
+}
+
+fn tf32_context() -> Result<Tf32Context> {
+    #[cfg(unix)]
+    {
+        let find = |name: &str| -> Result<*mut std::ffi::c_void> {
+            let c_name = std::ffi::CString::new(name).expect("no NUL in a symbol name");
+            // SAFETY: dlsym with RTLD_DEFAULT searches the loaded libraries
+            // (libtorch is linked, and loaded by the first tensor operation
+            // at the latest); a missing symbol is a null pointer.
+            let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c_name.as_ptr()) };
+            if f.is_null() {
+                return Err(Error::External {
+                    program: "libtorch".into(),
+                    reason: format!("has no `{name}`: this libtorch cannot switch TF32 off"),
+                });
+            }
+            Ok(f)
+        };
+        // at::globalContext(), at::Context::setAllowTF32CuDNN(bool),
+        // at::Context::float32Precision(Float32Backend, Float32Op) const
+        let global = find("_ZN2at13globalContextEv")?;
+        let set_allow = find("_ZN2at7Context17setAllowTF32CuDNNEb")?;
+        let precision = find("_ZNK2at7Context16float32PrecisionENS_14Float32BackendENS_9Float32OpE")?;
+        // SAFETY: the symbols are those functions; globalContext returns a
+        // reference (a pointer in the ABI) to a static that lives as long as
+        // the process.
+        unsafe {
+            let global: unsafe extern "C" fn() -> *mut std::ffi::c_void = std::mem::transmute(global);
+            Ok(Tf32Context {
+                context: global(),
+                set_allow: std::mem::transmute::<
+                    *mut std::ffi::c_void,
+                    unsafe extern "C" fn(*mut std::ffi::c_void, bool),
+                >(set_allow),
+                precision: std::mem::transmute::<
+                    *mut std::ffi::c_void,
+                    unsafe extern "C" fn(*const std::ffi::c_void, i32, i32) -> i32,
+                >(precision),
+            })
+        }
+    }
+    #[cfg(not(unix))]
+    Err(Error::External {
+        program: "libtorch".into(),
+        reason: "switching TF32 is supported on Linux only".into(),
+    })
 }
 
 /// The environment variable that turns [`keep_freed_memory`] off (`0`).
@@ -99,6 +184,20 @@ fn apply() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn tf32_in_cudnn_convolutions_switches_off_and_back_on() {
+        // libtorch's default is on; the setting is process-wide, so the test
+        // puts it back
+        let _ = tch::Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu));
+        assert!(cudnn_tf32().unwrap(), "libtorch's default");
+        set_cudnn_tf32(false).unwrap();
+        let off = cudnn_tf32().unwrap();
+        set_cudnn_tf32(true).unwrap();
+        assert!(!off);
+        assert!(cudnn_tf32().unwrap());
+    }
 
     /// Minor page faults of the calling thread so far.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -214,3 +214,31 @@ fn fp16_training_needs_a_cuda_device_and_the_precision_is_saved() {
         Precision::Fp32
     );
 }
+
+#[test]
+fn strict_fp32_is_saved_by_name_and_on_the_cpu_trains_as_fp32() {
+    init();
+    let ds = dataset();
+    let fit = |precision: Precision| {
+        let mut t = tiny(2, 16);
+        t.precision = precision;
+        let out = Trainer::new(model(1, ModelKind::Pinn), t, Device::Cpu)
+            .fit(&ds, &mut SilentObserver)
+            .unwrap();
+        out.history.epochs.iter().map(|e| e.train_loss).collect::<Vec<f64>>()
+    };
+    // TF32 concerns cuDNN only: on the CPU the two must be the same arithmetic
+    let (plain, strict) = (fit(Precision::Fp32), fit(Precision::Fp32Strict));
+    assert_eq!(plain.len(), 2);
+    assert_eq!(plain, strict);
+    let mut t = tiny(1, 16);
+    t.precision = "fp32-strict".parse().unwrap();
+    let json = serde_json::to_value(&t).unwrap();
+    assert_eq!(json["precision"], "fp32-strict");
+    assert_eq!(
+        serde_json::from_value::<TrainConfig>(json).unwrap().precision,
+        Precision::Fp32Strict
+    );
+    let err = "tf32".parse::<Precision>().unwrap_err();
+    assert!(err.to_string().contains("fp32, fp32-strict, fp16"), "{err}");
+}

@@ -520,6 +520,7 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
     use tch::{Kind, Tensor};
 
     b.precision.check(b.device)?;
+    b.precision.apply(b.device)?;
     tch::set_num_threads(b.threads as i32);
     let cudnn_benchmark = crate::runtime::tune_cudnn(b.device);
     let device = b.device;
@@ -539,7 +540,7 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
         let x = Tensor::rand([bs, c, n, n], (Kind::Float, device)) * 4.0;
         let offsets = (Tensor::rand([bs, c, 2], (Kind::Float, device)) - 0.5) * 8.0;
         let counts = (Tensor::rand([bs, c, n, n], (Kind::Float, device)) * 50.0).round();
-        let autocast = b.precision == Precision::Fp16;
+        let autocast = b.precision.autocast();
         let mut our_round = || -> Result<Vec<f64>> {
             let mut ours = Vec::with_capacity(b.steps);
             for i in 0..b.warmup + b.steps {
@@ -678,11 +679,12 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
     use tch::{Kind, Tensor};
 
     b.precision.check(b.device)?;
+    b.precision.apply(b.device)?;
     tch::set_num_threads(b.threads as i32);
     let cudnn_benchmark = crate::runtime::tune_cudnn(b.device);
     let _guard = tch::no_grad_guard();
     let device = b.device;
-    let autocast = b.precision == Precision::Fp16;
+    let autocast = b.precision.autocast();
     let mut rows = Vec::new();
     for gridsize in [1usize, 2] {
         let cfg = ModelConfig {

@@ -5,9 +5,11 @@
 //! every weight by about ±lr whatever the size of its gradient, so a sign
 //! flip in a tiny gradient changes the next loss), so the check compares
 //! what should agree to float32 rounding: the first loss and the first
-//! gradient. The device runs twice: with cuDNN off (plain float32 kernels,
-//! the strict comparison) and with libtorch's defaults (cuDNN, whose
-//! convolutions use TF32 on Ampere and later GPUs), reported only.
+//! gradient. A CUDA device runs three times: with cuDNN off (plain float32
+//! kernels, the strict comparison), with cuDNN and TF32 off (cuDNN's own
+//! float32 algorithms), and with libtorch's defaults (cuDNN, whose
+//! convolutions use TF32 on Ampere and later GPUs); the last two are
+//! reported only, and tell cuDNN's algorithms apart from TF32.
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -26,6 +28,9 @@ pub const GRADIENT_TOLERANCE: f64 = 1e-3;
 pub struct SameSeedRun {
     /// Whether cuDNN was enabled on the device (always false on the CPU).
     pub cudnn: bool,
+    /// Whether cuDNN's convolutions could use TF32 (false without cuDNN).
+    #[serde(default)]
+    pub tf32: bool,
     pub device_losses: Vec<f64>,
     /// `|l_device − l_cpu| / |l_cpu|` at the first step.
     pub first_loss_relative_difference: f64,
@@ -42,7 +47,8 @@ pub struct SameSeed {
     pub gridsize: usize,
     pub learning_rate: f64,
     pub cpu_losses: Vec<f64>,
-    /// The strict run (cuDNN off) first, then libtorch's defaults where they differ.
+    /// The strict run (cuDNN off) first; on CUDA then cuDNN with TF32 off,
+    /// and libtorch's defaults (cuDNN with TF32).
     pub runs: Vec<SameSeedRun>,
 }
 
@@ -111,13 +117,14 @@ pub fn same_seed_losses(device: Device, gridsize: usize, steps: usize) -> Result
         Ok((losses, first_gradient.expect("at least one step")))
     };
     let (cpu_losses, cpu_gradient) = run(Device::Cpu)?;
-    let compare = |cudnn: bool| -> Result<SameSeedRun> {
+    let compare = |cudnn: bool, tf32: bool| -> Result<SameSeedRun> {
         let (device_losses, gradient) = run(device)?;
         let relative = |a: f64, b: f64| (a - b).abs() / a.abs().max(1e-30);
         let gradient_relative_difference =
             (&gradient - &cpu_gradient).norm().double_value(&[]) / cpu_gradient.norm().double_value(&[]).max(1e-300);
         Ok(SameSeedRun {
             cudnn,
+            tf32,
             first_loss_relative_difference: relative(cpu_losses[0], device_losses[0]),
             gradient_relative_difference,
             max_loss_relative_difference: cpu_losses
@@ -131,15 +138,21 @@ pub fn same_seed_losses(device: Device, gridsize: usize, steps: usize) -> Result
     let mut runs = Vec::new();
     if device.is_cuda() {
         let before = tch::Cuda::user_enabled_cudnn();
+        let tf32_before = crate::runtime::cudnn_tf32()?;
         tch::Cuda::set_user_enabled_cudnn(false);
-        let strict = compare(false);
+        let strict = compare(false, false);
         tch::Cuda::set_user_enabled_cudnn(true);
-        let defaults = compare(true);
+        crate::runtime::set_cudnn_tf32(false)?;
+        let no_tf32 = compare(true, false);
+        crate::runtime::set_cudnn_tf32(true)?;
+        let defaults = compare(true, true);
         tch::Cuda::set_user_enabled_cudnn(before);
+        crate::runtime::set_cudnn_tf32(tf32_before)?;
         runs.push(strict?);
+        runs.push(no_tf32?);
         runs.push(defaults?);
     } else {
-        runs.push(compare(false)?);
+        runs.push(compare(false, false)?);
     }
     Ok(SameSeed {
         device: format!("{device:?}"),

@@ -18,22 +18,27 @@ pub enum LrSchedule {
 
 /// Arithmetic of the network's training and inference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Precision {
-    /// float32 with libtorch's defaults (on CUDA, cuDNN convolutions may use
-    /// TF32, as PyTorch's do by default).
+    /// float32 with libtorch's defaults: on CUDA, cuDNN's convolutions may
+    /// use TF32 tensor cores (10-bit mantissa products, float32 sums), as
+    /// PyTorch's do by default.
     #[default]
     Fp32,
+    /// float32 throughout, TF32 off for cuDNN's convolutions too
+    /// ([`crate::runtime::set_cudnn_tf32`]). On the CPU the same as `fp32`.
+    Fp32Strict,
     /// CUDA autocast to float16 (losses in float32; in training, with a
     /// dynamic loss scale, see [`crate::train::scaler`]); CUDA only.
     Fp16,
 }
 
 impl Precision {
-    /// `fp32` or `fp16`.
+    /// `fp32`, `fp32-strict` or `fp16`.
     pub fn name(self) -> &'static str {
         match self {
             Precision::Fp32 => "fp32",
+            Precision::Fp32Strict => "fp32-strict",
             Precision::Fp16 => "fp16",
         }
     }
@@ -45,6 +50,22 @@ impl Precision {
         }
         Ok(())
     }
+
+    /// Whether the forward pass runs under float16 autocast.
+    pub fn autocast(self) -> bool {
+        self == Precision::Fp16
+    }
+
+    /// Sets what this precision needs of the process on `device` before a
+    /// run: on CUDA, TF32 in cuDNN's convolutions off for `fp32-strict` and
+    /// on (libtorch's default) otherwise, so that an earlier strict run in
+    /// the same process does not carry over. Nothing on the CPU.
+    pub fn apply(self, device: tch::Device) -> Result<()> {
+        if device.is_cuda() {
+            crate::runtime::set_cudnn_tf32(self != Precision::Fp32Strict)?;
+        }
+        Ok(())
+    }
 }
 
 impl std::str::FromStr for Precision {
@@ -52,10 +73,11 @@ impl std::str::FromStr for Precision {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "fp32" => Ok(Precision::Fp32),
+            "fp32-strict" => Ok(Precision::Fp32Strict),
             "fp16" => Ok(Precision::Fp16),
             other => Err(Error::config(
                 "precision",
-                format!("`{other}` is not one of fp32, fp16"),
+                format!("`{other}` is not one of fp32, fp32-strict, fp16"),
             )),
         }
     }

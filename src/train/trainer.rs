@@ -120,6 +120,7 @@ impl Trainer {
         self.model.validate()?;
         self.train.validate()?;
         self.train.precision.check(self.device)?;
+        self.train.precision.apply(self.device)?;
         let data = TrainingData::new(ds, &self.model, &self.train.grouping, self.device)?;
         let model = match self.model.kind {
             ModelKind::Pinn => TrainedModel::Pinn(Box::new(Pinn::new(
@@ -155,7 +156,7 @@ impl Trainer {
             // a run resumed in another precision starts or drops the loss scale
             match self.train.precision {
                 Precision::Fp16 => state.loss_scaler = state.loss_scaler.or(Some(LossScaler::default())),
-                Precision::Fp32 => state.loss_scaler = None,
+                Precision::Fp32 | Precision::Fp32Strict => state.loss_scaler = None,
             }
         }
         adam.step = state.adam_step;
@@ -305,7 +306,7 @@ impl Trainer {
     /// The batch's loss, float32 (the forward pass under float16 autocast
     /// when the precision says so).
     fn batch_loss(&self, model: &TrainedModel, data: &TrainingData, idx: &Tensor) -> Result<Tensor> {
-        let fp16 = self.train.precision == Precision::Fp16;
+        let fp16 = self.train.precision.autocast();
         Ok(tch::autocast(fp16, || self.batch_loss_in_autocast(model, data, idx))?.to_kind(Kind::Float))
     }
 
