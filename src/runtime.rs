@@ -24,6 +24,7 @@
 //! it. The library calls it at the start of training, inference, simulation
 //! and the iterative solver, the CLI first thing in `main`; set
 //! `PTYCHO_KEEP_FREED_MEMORY=0` to keep glibc's defaults.
+use std::ffi::c_void;
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
@@ -77,55 +78,67 @@ pub fn cudnn_tf32() -> Result<bool> {
 
 /// libtorch's global context and the two member functions TF32 needs.
 struct Tf32Context {
-    context: *mut std::ffi::c_void,
-    set_allow: unsafe extern "C" fn(*mut std::ffi::c_void, bool),
-    precision: unsafe extern "C" fn(*const std::ffi::c_void, i32, i32) -> i32,
+    context: *mut c_void,
+    set_allow: SetAllowFn,
+    precision: PrecisionFn,
 }
 
+// Itanium C++ ABI signatures: a member function takes `this` first, a
+// reference is a pointer and an `enum class` of int is an int.
+/// `at::Context& at::globalContext()`
+type GlobalContextFn = unsafe extern "C" fn() -> *mut c_void;
+/// `void at::Context::setAllowTF32CuDNN(bool)`
+type SetAllowFn = unsafe extern "C" fn(*mut c_void, bool);
+/// `Float32Precision at::Context::float32Precision(Float32Backend, Float32Op) const`
+type PrecisionFn = unsafe extern "C" fn(*const c_void, i32, i32) -> i32;
+
+#[cfg(unix)]
 fn tf32_context() -> Result<Tf32Context> {
-    #[cfg(unix)]
-    {
-        let find = |name: &str| -> Result<*mut std::ffi::c_void> {
-            let c_name = std::ffi::CString::new(name).expect("no NUL in a symbol name");
-            // SAFETY: dlsym with RTLD_DEFAULT searches the loaded libraries
-            // (libtorch is linked, and loaded by the first tensor operation
-            // at the latest); a missing symbol is a null pointer.
-            let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c_name.as_ptr()) };
-            if f.is_null() {
-                return Err(Error::External {
-                    program: "libtorch".into(),
-                    reason: format!("has no `{name}`: this libtorch cannot switch TF32 off"),
-                });
+    // libtorch is linked, so it is loaded; its symbols are global in a
+    // program, but not where a library linking it was opened with
+    // RTLD_LOCAL (a notebook kernel's compiled cells): then ask the loaded
+    // libtorch_cpu itself (RTLD_NOLOAD never loads anything)
+    // SAFETY: dlopen with RTLD_NOLOAD only returns a handle to a library
+    // already loaded, or null.
+    let libtorch = unsafe { libc::dlopen(c"libtorch_cpu.so".as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
+    let find = |name: &str| -> Result<*mut c_void> {
+        let c_name = std::ffi::CString::new(name).expect("no NUL in a symbol name");
+        // SAFETY: dlsym searches the global scope, then the loaded libtorch;
+        // a missing symbol is a null pointer.
+        let f = unsafe {
+            match libc::dlsym(libc::RTLD_DEFAULT, c_name.as_ptr()) {
+                f if f.is_null() && !libtorch.is_null() => libc::dlsym(libtorch, c_name.as_ptr()),
+                f => f,
             }
-            Ok(f)
         };
-        // at::globalContext(), at::Context::setAllowTF32CuDNN(bool),
-        // at::Context::float32Precision(Float32Backend, Float32Op) const
-        let global = find("_ZN2at13globalContextEv")?;
-        let set_allow = find("_ZN2at7Context17setAllowTF32CuDNNEb")?;
-        let precision = find("_ZNK2at7Context16float32PrecisionENS_14Float32BackendENS_9Float32OpE")?;
-        // SAFETY: the symbols are those functions; globalContext returns a
-        // reference (a pointer in the ABI) to a static that lives as long as
-        // the process.
-        unsafe {
-            let global: unsafe extern "C" fn() -> *mut std::ffi::c_void = std::mem::transmute(global);
-            Ok(Tf32Context {
-                context: global(),
-                set_allow: std::mem::transmute::<
-                    *mut std::ffi::c_void,
-                    unsafe extern "C" fn(*mut std::ffi::c_void, bool),
-                >(set_allow),
-                precision: std::mem::transmute::<
-                    *mut std::ffi::c_void,
-                    unsafe extern "C" fn(*const std::ffi::c_void, i32, i32) -> i32,
-                >(precision),
-            })
+        if f.is_null() {
+            return Err(Error::External {
+                program: "libtorch".into(),
+                reason: format!("has no `{name}`: this libtorch cannot switch TF32 off"),
+            });
         }
+        Ok(f)
+    };
+    let global = find("_ZN2at13globalContextEv")?;
+    let set_allow = find("_ZN2at7Context17setAllowTF32CuDNNEb")?;
+    let precision = find("_ZNK2at7Context16float32PrecisionENS_14Float32BackendENS_9Float32OpE")?;
+    // SAFETY: the symbols are those functions, with those signatures;
+    // globalContext returns a static that lives as long as the process.
+    unsafe {
+        let global = std::mem::transmute::<*mut c_void, GlobalContextFn>(global);
+        Ok(Tf32Context {
+            context: global(),
+            set_allow: std::mem::transmute::<*mut c_void, SetAllowFn>(set_allow),
+            precision: std::mem::transmute::<*mut c_void, PrecisionFn>(precision),
+        })
     }
-    #[cfg(not(unix))]
+}
+
+#[cfg(not(unix))]
+fn tf32_context() -> Result<Tf32Context> {
     Err(Error::External {
         program: "libtorch".into(),
-        reason: "switching TF32 is supported on Linux only".into(),
+        reason: "switching TF32 is supported on Unix only".into(),
     })
 }
 

@@ -57,12 +57,18 @@ impl Precision {
     }
 
     /// Sets what this precision needs of the process on `device` before a
-    /// run: on CUDA, TF32 in cuDNN's convolutions off for `fp32-strict` and
-    /// on (libtorch's default) otherwise, so that an earlier strict run in
-    /// the same process does not carry over. Nothing on the CPU.
+    /// run: on CUDA, TF32 in cuDNN's convolutions off for `fp32-strict` (an
+    /// error if it cannot be switched off) and back on (libtorch's default)
+    /// otherwise, so that an earlier strict run in the same process does not
+    /// carry over (where it cannot be switched, it was never switched off).
+    /// Nothing on the CPU.
     pub fn apply(self, device: tch::Device) -> Result<()> {
         if device.is_cuda() {
-            crate::runtime::set_cudnn_tf32(self != Precision::Fp32Strict)?;
+            let allow = self != Precision::Fp32Strict;
+            match crate::runtime::set_cudnn_tf32(allow) {
+                Err(e) if !allow => return Err(e),
+                _ => {}
+            }
         }
         Ok(())
     }
