@@ -94,10 +94,13 @@ type PrecisionFn = unsafe extern "C" fn(*const c_void, i32, i32) -> i32;
 
 #[cfg(unix)]
 fn tf32_context() -> Result<Tf32Context> {
-    // libtorch is linked, so it is loaded; its symbols are global in a
-    // program, but not where a library linking it was opened with
-    // RTLD_LOCAL (a notebook kernel's compiled cells): then ask the loaded
-    // libtorch_cpu itself (RTLD_NOLOAD never loads anything)
+    // A call into libtorch through `tch`, so that libtorch is loaded (a
+    // notebook cell's library that calls nothing else of libtorch would not
+    // load it). Its symbols are then global in a program, but not where the
+    // library that needs it was opened with RTLD_LOCAL (a notebook kernel's
+    // compiled cells): then ask the loaded libtorch_cpu itself (RTLD_NOLOAD
+    // never loads anything).
+    let _ = tch::get_num_threads();
     // SAFETY: dlopen with RTLD_NOLOAD only returns a handle to a library
     // already loaded, or null.
     let libtorch = unsafe { libc::dlopen(c"libtorch_cpu.so".as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
