@@ -5,7 +5,7 @@ export OMP_WAIT_POLICY ?= passive
 CARGO ?= cargo
 DEMO_DIR ?= out/demo
 
-.PHONY: setup demo test fmt lint unit notebooks slurm bench fixtures
+.PHONY: setup demo test fmt lint unit notebooks slurm pack bench fixtures
 
 setup:
 	@bash scripts/setup.sh
@@ -18,7 +18,7 @@ demo:
 	@PTYCHO_SKIP_NOTEBOOKS=1 bash scripts/setup.sh
 	$(CARGO) run --release --quiet --bin ptycho -- demo --out $(DEMO_DIR)
 
-test: setup fmt lint unit notebooks slurm
+test: setup fmt lint unit notebooks slurm pack
 
 fmt:
 	$(CARGO) fmt --check
@@ -41,6 +41,12 @@ notebooks: setup
 slurm: setup
 	$(CARGO) build --bin ptycho
 	bash scripts/slurm_ci.sh target/debug/ptycho
+
+# The packed binary for another machine (scripts/pack_binary.sh) runs with
+# every library from its pack, as on a machine that has none of them.
+pack:
+	$(CARGO) build --bin ptycho
+	bash scripts/pack_check.sh target/debug/ptycho
 
 # Every benchmark in one table (ratios against references run in the same
 # invocation); the JSON goes to benches/results/.
