@@ -20,9 +20,12 @@
 //! maps any larger block on its own, so a simulation run on a worker thread
 //! (a thread pool, a notebook kernel, a study's jobs) mapped and zeroed its
 //! 64 MiB of patterns afresh every time (a quarter of a simulation's time in
-//! `ptycho bench simulate`). A thread that already has its own arena keeps
-//! it. The library calls it at the start of training, inference, simulation
-//! and the iterative solver, the CLI first thing in `main`; set
+//! `ptycho bench simulate`). This holds fully only when it is called before
+//! any other thread has allocated, as the CLI does first thing in `main`: a
+//! thread that already has its own arena keeps it, and glibc then hands
+//! later threads one of the existing arenas in turn, a thread's one
+//! included. The library also calls it at the start of training, inference,
+//! simulation and the iterative solver; set
 //! `PTYCHO_KEEP_FREED_MEMORY=0` to keep glibc's defaults.
 use std::ffi::c_void;
 use std::sync::OnceLock;
@@ -185,8 +188,10 @@ fn apply() -> bool {
         let no_mmap = libc::mallopt(libc::M_MMAP_MAX, 0) == 1;
         // never give the heap's free top back to the kernel
         let no_trim = libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1;
-        // threads created from now on share the main arena, whose heap has no
-        // size limit (a thread arena maps any block above 64 MiB on its own)
+        // no new arenas: threads created from now on share the existing ones
+        // (the main one alone when no other thread has allocated yet), whose
+        // heap has no size limit (a thread arena maps any block above 64 MiB
+        // on its own)
         let one_arena = libc::mallopt(libc::M_ARENA_MAX, 1) == 1;
         no_mmap && no_trim && one_arena
     }

@@ -416,8 +416,8 @@ enum BenchCommand {
     },
     /// A few training steps on the CPU and on DEVICE from the same seed: the
     /// losses, and how far the first loss and gradient differ (a GPU machine's
-    /// first check; on CUDA once with cuDNN off, which must agree, and once with
-    /// libtorch's defaults).
+    /// first check; on CUDA with cuDNN off, which must agree, then with cuDNN
+    /// and TF32 off, and with libtorch's defaults).
     SameSeed {
         #[arg(long, default_value = "cuda")]
         device: String,

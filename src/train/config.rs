@@ -65,9 +65,10 @@ impl Precision {
     pub fn apply(self, device: tch::Device) -> Result<()> {
         if device.is_cuda() {
             let allow = self != Precision::Fp32Strict;
-            match crate::runtime::set_cudnn_tf32(allow) {
-                Err(e) if !allow => return Err(e),
-                _ => {}
+            if let Err(e) = crate::runtime::set_cudnn_tf32(allow)
+                && !allow
+            {
+                return Err(e);
             }
         }
         Ok(())
@@ -115,7 +116,8 @@ pub struct TrainConfig {
     pub loss: LossWeights,
     /// How to group positions (its gridsize is taken from the model).
     pub grouping: GroupingConfig,
-    /// fp32, or fp16 autocast with a dynamic loss scale (CUDA only).
+    /// fp32 (libtorch's defaults), fp32-strict (no TF32), or fp16 autocast
+    /// with a dynamic loss scale (CUDA only).
     pub precision: Precision,
 }
 

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
 use super::adam::Adam;
-use super::config::{LrSchedule, Precision, TrainConfig};
+use super::config::{LrSchedule, TrainConfig};
 use super::data::TrainingData;
 use super::history::{EpochRecord, History, TrainObserver};
 use super::scaler::LossScaler;
@@ -146,7 +146,7 @@ impl Trainer {
             adam_step: 0,
             history: History::default(),
             stopped: false,
-            loss_scaler: (self.train.precision == Precision::Fp16).then(LossScaler::default),
+            loss_scaler: self.train.precision.autocast().then(LossScaler::default),
         };
         let checkpoint = self.checkpoint_dir.as_ref().map(|d| d.join(CHECKPOINT_FILE));
         if let (true, Some(path)) = (self.resume, &checkpoint)
@@ -154,10 +154,11 @@ impl Trainer {
         {
             state = load_checkpoint(path, &model, &mut adam)?;
             // a run resumed in another precision starts or drops the loss scale
-            match self.train.precision {
-                Precision::Fp16 => state.loss_scaler = state.loss_scaler.or(Some(LossScaler::default())),
-                Precision::Fp32 | Precision::Fp32Strict => state.loss_scaler = None,
-            }
+            state.loss_scaler = if self.train.precision.autocast() {
+                state.loss_scaler.or(Some(LossScaler::default()))
+            } else {
+                None
+            };
         }
         adam.step = state.adam_step;
         let total_steps = (train_idx.len().div_ceil(self.train.batch_size) * self.train.epochs) as i64;
@@ -302,7 +303,6 @@ impl Trainer {
         }
     }
 
-    /// The weighted loss of one batch of groups.
     /// The batch's loss, float32 (the forward pass under float16 autocast
     /// when the precision says so).
     fn batch_loss(&self, model: &TrainedModel, data: &TrainingData, idx: &Tensor) -> Result<Tensor> {
@@ -310,6 +310,7 @@ impl Trainer {
         Ok(tch::autocast(fp16, || self.batch_loss_in_autocast(model, data, idx))?.to_kind(Kind::Float))
     }
 
+    /// The weighted loss of one batch of groups.
     fn batch_loss_in_autocast(&self, model: &TrainedModel, data: &TrainingData, idx: &Tensor) -> Result<Tensor> {
         let x = data.x.index_select(0, idx);
         match model {
