@@ -10,6 +10,7 @@ products; FFTs and element-wise work are not counted).
 Prints JSON: {"step_seconds": [...], "peak_rss_mb": ..., "flops_per_sample": ...,
 "device": ...}."""
 import argparse
+import contextlib
 import json
 import math
 import time
@@ -96,7 +97,8 @@ class Pinn(nn.Module):
         h = x
         for blk in self.encoder:
             h = F.max_pool2d(blk(h), 2)
-        a, phi = self.amp(h), self.phase(h)
+        # float32 physics under autocast, as ptycho-workbench's
+        a, phi = self.amp(h).float(), self.phase(h).float()
         return torch.complex(a * torch.cos(phi), a * torch.sin(phi))
 
     def canvas(self, obj, offsets):
@@ -161,9 +163,10 @@ def main():
     ap.add_argument("--mode", choices=["train", "infer"], default="train",
                     help="train: Adam steps of the autoencoder; infer: diffraction_to_obj under no_grad")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    ap.add_argument("--precision", choices=["fp32", "fp32-strict", "fp16"], default="fp32",
+    ap.add_argument("--precision", choices=["fp32", "fp32-strict", "fp16", "bf16"], default="fp32",
                     help="fp32: PyTorch's defaults (on CUDA, cuDNN convolutions may use TF32, as "
-                         "libtorch's do); fp32-strict: TF32 off for cuDNN too; fp16: CUDA autocast")
+                         "libtorch's do); fp32-strict: TF32 off for cuDNN too; fp16: CUDA autocast; "
+                         "bf16: autocast to bfloat16 on the device (CUDA or CPU)")
     ap.add_argument("--cudnn-benchmark", type=int, choices=[0, 1], default=0,
                     help="1: torch.backends.cudnn.benchmark = True (ptycho-workbench turns cuDNN's "
                          "autotuner on for training and inference on CUDA, unless PTYCHO_CUDNN_BENCHMARK=0)")
@@ -173,7 +176,8 @@ def main():
     torch.backends.cudnn.allow_tf32 = args.precision != "fp32-strict"
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    autocast = lambda: torch.autocast("cuda", dtype=torch.float16, enabled=args.precision == "fp16" and dev.type == "cuda")
+    low = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
+    autocast = (lambda: torch.autocast(dev.type, dtype=low)) if low else contextlib.nullcontext
     torch.manual_seed(0)
     n, c = args.n, args.gridsize ** 2
     yy, xx = torch.meshgrid(torch.arange(n) - n // 2, torch.arange(n) - n // 2, indexing="ij")

@@ -22,15 +22,15 @@
 #  1. nvidia-smi and the binary's view of CUDA (`ptycho bench` needs it);
 #  2. a few training steps on CPU and on CUDA from the same seed, losses and
 #     first gradients compared (cuDNN off; cuDNN with TF32 off; defaults);
-#     fp16 training validated against fp32 (scripts/gpu_precision_check.sh:
-#     the same quick training in both, reconstructions compared; its bundles
+#     fp16 and bf16 training validated against fp32 (scripts/gpu_precision_check.sh:
+#     the same quick training in each, reconstructions compared; its bundles
 #     and datasets go to a scratch folder, its metrics to RESULTS_DIR/precision);
 #  3. training throughput, batch 16/64/256, fp32 (libtorch's defaults: TF32
-#     convolutions) and fp16 autocast, against the plain-PyTorch reference on
+#     convolutions), and fp16 and bf16 autocast, against the plain-PyTorch reference on
 #     the same GPU (FLOP/s as a fraction of the measured matmul peak), both
 #     with cuDNN's autotuner on, and at batch 64 with it off on both sides
 #     (PyTorch's default) and in fp32-strict (TF32 off on both sides);
-#  4. inference positions/s at N = 64 and N = 128;
+#  4. inference positions/s at N = 64 and N = 128 (fp32; N = 64 also fp16, bf16);
 #  5. the iterative solver and stitching on the GPU;
 #  6. the whole suite (`bench all --quick`), its JSON record in RESULTS_DIR/suite;
 # and prints a short table last (RESULTS_DIR/summary.txt).
@@ -98,14 +98,18 @@ if [ "$DEVICE" != cpu ]; then  # autocast and cuDNN are CUDA's
     # both sides with cuDNN's autotuner off (PyTorch's default; ours turns it on)
     step train-b64-fp32-untuned env PTYCHO_CUDNN_BENCHMARK=0 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --rounds 1 --json
     step train-b64-fp16 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --rounds 1 --precision fp16 --json
+    step train-b64-bf16 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --rounds 1 --precision bf16 --json
     # TF32 off in cuDNN's convolutions on both sides (true float32 arithmetic)
     step train-b64-fp32-strict "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --rounds 1 --precision fp32-strict --json
+else  # bf16 autocast runs on the CPU too
+    step train-b16-bf16 "$BIN" bench train --device "$DEVICE" --batch-size 16 --steps "$STEPS" --rounds 1 --precision bf16 --json
 fi
 step infer-n64 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size "$INFER64" --batches 10 --rounds 1 --json
 step infer-n128 "$BIN" bench infer --device "$DEVICE" --n 128 --batch-size "$INFER128" --batches 10 --rounds 1 --json
 if [ "$DEVICE" != cpu ]; then
     step infer-n64-fp16 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size "$INFER64" --batches 10 --rounds 1 --precision fp16 --json
 fi
+step infer-n64-bf16 "$BIN" bench infer --device "$DEVICE" --n 64 --batch-size "$INFER64" --batches 10 --rounds 1 --precision bf16 --json
 step iterative "$BIN" bench iterative --device "$DEVICE" --iterations 20 --rounds 1 --json
 step stitch "$BIN" bench stitch --device "$DEVICE" --patches "$PATCHES" --rounds 1 --json
 step suite "$BIN" bench all --device "$DEVICE" --quick --results "$RESULTS/suite"
@@ -139,7 +143,7 @@ if same.exists():
               f"first gradient {r['gradient_relative_difference']:.2e}, losses up to {r['max_loss_relative_difference']:.2e} "
               f"(relative): {['%.6g' % l for l in r['device_losses']]}")
 EOF
-# fp16 against fp32: the reconstructions' metrics (one row per precision)
+# fp16 and bf16 against fp32: the reconstructions' metrics (one row per precision)
 if [ -s "$RESULTS/precision/metrics.csv" ]; then
     echo "precision check, reconstructions of a second dataset against its true object:" >>"$RESULTS/summary.txt"
     cat "$RESULTS/precision/metrics.csv" >>"$RESULTS/summary.txt"

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# fp16 training validated against fp32: the same quick training on the same
-# simulated data in both precisions, each bundle's inference on a second
-# dataset, and the two reconstructions compared with its true object.
+# fp16 and bf16 training validated against fp32: the same quick training
+# (gridsize 2) on the top half of the quickstart dataset in each precision,
+# each bundle's inference on the bottom half, and the reconstructions
+# compared with its true object.
 #
 #   scripts/gpu_precision_check.sh PTYCHO_BINARY RESULTS_DIR [DEVICE] [WORK_DIR]
 #
-# DEVICE defaults to cuda; with cpu (a dry run on a machine without a GPU)
-# only fp32 runs, one epoch. The datasets, bundles and reconstructions (tens
-# of MB) go to WORK_DIR (default: RESULTS_DIR/work); RESULTS_DIR gets the
-# small files: the comparison (metrics.csv, metrics.json, frc.csv,
-# comparison.png) and each precision's history.csv.
+# DEVICE defaults to cuda; with cpu fp32 and bf16 run (fp16 autocast is
+# CUDA's), one epoch on 64 groups (a dry run), or the whole quick preset
+# with PTYCHO_PRECISION_FULL=1 (bf16 validated on the CPU, minutes). The
+# datasets, bundles and reconstructions (tens of MB) go to WORK_DIR
+# (default: RESULTS_DIR/work); RESULTS_DIR gets the small files: the
+# comparison (metrics.csv, metrics.json, frc.csv, comparison.png) and each
+# precision's history.csv.
 set -euo pipefail
 USAGE="usage: gpu_precision_check.sh PTYCHO_BINARY RESULTS_DIR [DEVICE] [WORK_DIR]"
 BIN=${1:?$USAGE}
@@ -18,16 +21,19 @@ DEVICE=${3:-cuda}
 D=${4:-$R/work}
 mkdir -p "$R" "$D"
 if [ "$DEVICE" = cpu ]; then
-    PRECISIONS="fp32"; EXTRA=(--epochs 1 --n-groups 64)
+    PRECISIONS="fp32 bf16"; EXTRA=(--epochs 1 --n-groups 64)
+    [ "${PTYCHO_PRECISION_FULL:-0}" = 1 ] && EXTRA=()
 else
-    PRECISIONS="fp32 fp16"; EXTRA=()
+    PRECISIONS="fp32 fp16 bf16"; EXTRA=()
 fi
-"$BIN" simulate --out "$D/train.npz" --seed 1 --device "$DEVICE"
-"$BIN" simulate --out "$D/test.npz" --seed 2 --device "$DEVICE"
+# the quickstart dataset (2048 random positions), top half trains
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+"$BIN" simulate --config "$HERE/data/sim/quickstart.toml" --out "$D/all.npz" --device "$DEVICE"
+"$BIN" dataset split --input "$D/all.npz" --train "$D/train.npz" --test "$D/test.npz"
 recons=()
 for p in $PRECISIONS; do
     start=$SECONDS
-    "$BIN" train --train "$D/train.npz" --preset quick --device "$DEVICE" --precision "$p" \
+    "$BIN" train --train "$D/train.npz" --preset quick --gridsize 2 --device "$DEVICE" --precision "$p" \
         "${EXTRA[@]}" --seed 3 --out "$D/$p"
     echo "train $p: $((SECONDS - start)) s"
     cp "$D/$p/history.csv" "$R/history-$p.csv"

@@ -23,6 +23,7 @@
 //! See `ARCHITECTURE.md` for the module map and `docs/physics.md` for the
 //! conventions.
 pub mod array;
+pub mod autocast;
 pub mod bench;
 pub mod bundle;
 pub mod compare;

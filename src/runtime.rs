@@ -95,36 +95,8 @@ type SetAllowFn = unsafe extern "C" fn(*mut c_void, bool);
 /// `Float32Precision at::Context::float32Precision(Float32Backend, Float32Op) const`
 type PrecisionFn = unsafe extern "C" fn(*const c_void, i32, i32) -> i32;
 
-#[cfg(unix)]
 fn tf32_context() -> Result<Tf32Context> {
-    // A call into libtorch through `tch`, so that libtorch is loaded (a
-    // notebook cell's library that calls nothing else of libtorch would not
-    // load it). Its symbols are then global in a program, but not where the
-    // library that needs it was opened with RTLD_LOCAL (a notebook kernel's
-    // compiled cells): then ask the loaded libtorch_cpu itself (RTLD_NOLOAD
-    // never loads anything).
-    let _ = tch::get_num_threads();
-    // SAFETY: dlopen with RTLD_NOLOAD only returns a handle to a library
-    // already loaded, or null.
-    let libtorch = unsafe { libc::dlopen(c"libtorch_cpu.so".as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
-    let find = |name: &str| -> Result<*mut c_void> {
-        let c_name = std::ffi::CString::new(name).expect("no NUL in a symbol name");
-        // SAFETY: dlsym searches the global scope, then the loaded libtorch;
-        // a missing symbol is a null pointer.
-        let f = unsafe {
-            match libc::dlsym(libc::RTLD_DEFAULT, c_name.as_ptr()) {
-                f if f.is_null() && !libtorch.is_null() => libc::dlsym(libtorch, c_name.as_ptr()),
-                f => f,
-            }
-        };
-        if f.is_null() {
-            return Err(Error::External {
-                program: "libtorch".into(),
-                reason: format!("has no `{name}`: this libtorch cannot switch TF32 off"),
-            });
-        }
-        Ok(f)
-    };
+    let find = |name: &str| libtorch_symbol(name, "cannot switch TF32 off");
     let global = find("_ZN2at13globalContextEv")?;
     let set_allow = find("_ZN2at7Context17setAllowTF32CuDNNEb")?;
     let precision = find("_ZNK2at7Context16float32PrecisionENS_14Float32BackendENS_9Float32OpE")?;
@@ -140,11 +112,49 @@ fn tf32_context() -> Result<Tf32Context> {
     }
 }
 
+/// The address of one of libtorch's C++ functions by its mangled `name`,
+/// for settings `tch` has no binding for; an error saying the libtorch
+/// `lacking` (e.g. "cannot switch TF32 off") where it has no such symbol.
+#[cfg(unix)]
+pub(crate) fn libtorch_symbol(name: &str, lacking: &str) -> Result<*mut c_void> {
+    // A call into libtorch through `tch`, so that libtorch is loaded (a
+    // notebook cell's library that calls nothing else of libtorch would not
+    // load it). Its symbols are then global in a program, but not where the
+    // library that needs it was opened with RTLD_LOCAL (a notebook kernel's
+    // compiled cells): then ask the loaded libtorch_cpu itself (RTLD_NOLOAD
+    // never loads anything).
+    let _ = tch::get_num_threads();
+    let c_name = std::ffi::CString::new(name).expect("no NUL in a symbol name");
+    // SAFETY: dlopen with RTLD_NOLOAD only returns a handle to a library
+    // already loaded, or null; dlsym searches the global scope, then the
+    // loaded libtorch, and a missing symbol is a null pointer.
+    let f = unsafe {
+        match libc::dlsym(libc::RTLD_DEFAULT, c_name.as_ptr()) {
+            f if f.is_null() => {
+                let libtorch = libc::dlopen(c"libtorch_cpu.so".as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY);
+                if libtorch.is_null() {
+                    f
+                } else {
+                    libc::dlsym(libtorch, c_name.as_ptr())
+                }
+            }
+            f => f,
+        }
+    };
+    if f.is_null() {
+        return Err(Error::External {
+            program: "libtorch".into(),
+            reason: format!("has no `{name}`: this libtorch {lacking}"),
+        });
+    }
+    Ok(f)
+}
+
 #[cfg(not(unix))]
-fn tf32_context() -> Result<Tf32Context> {
+pub(crate) fn libtorch_symbol(name: &str, lacking: &str) -> Result<*mut c_void> {
     Err(Error::External {
         program: "libtorch".into(),
-        reason: "switching TF32 is supported on Unix only".into(),
+        reason: format!("`{name}` is looked up on Unix only: this platform {lacking}"),
     })
 }
 

@@ -240,5 +240,33 @@ fn strict_fp32_is_saved_by_name_and_on_the_cpu_trains_as_fp32() {
         Precision::Fp32Strict
     );
     let err = "tf32".parse::<Precision>().unwrap_err();
-    assert!(err.to_string().contains("fp32, fp32-strict, fp16"), "{err}");
+    assert!(err.to_string().contains("fp32, fp32-strict, fp16, bf16"), "{err}");
+}
+
+#[test]
+fn bf16_autocast_trains_every_model_on_the_cpu_close_to_fp32() {
+    init();
+    let ds = dataset();
+    for (g, kind) in [(1, ModelKind::Pinn), (2, ModelKind::Pinn), (1, ModelKind::Supervised)] {
+        let fit = |precision: Precision| {
+            let mut t = tiny(3, 48);
+            t.precision = precision;
+            let out = Trainer::new(model(g, kind), t, Device::Cpu)
+                .fit(&ds, &mut SilentObserver)
+                .unwrap();
+            out.history.epochs.iter().map(|e| e.train_loss).collect::<Vec<f64>>()
+        };
+        let (full, low) = (fit(Precision::Fp32), fit(Precision::Bf16));
+        assert_eq!(low.len(), 3);
+        // the convolutions ran in bfloat16: not the float32 arithmetic ...
+        assert_ne!(full, low, "{kind:?} gs{g}");
+        // ... but within its rounding of it, and learning as well
+        for (f, l) in full.iter().zip(&low) {
+            assert!(
+                (f - l).abs() <= 0.01 * f.abs(),
+                "{kind:?} gs{g}: fp32 {full:?}, bf16 {low:?}"
+            );
+        }
+        assert!(low[2] < low[0], "{kind:?} gs{g}: bf16 loss did not fall: {low:?}");
+    }
 }

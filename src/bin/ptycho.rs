@@ -202,7 +202,7 @@ struct TrainArgs {
     /// Multiplies every filter count of the network (default: the preset's).
     #[arg(long)]
     n_filters_scale: Option<usize>,
-    /// fp32 (libtorch's defaults: TF32 convolutions on GPUs that have them), fp32-strict (TF32 off), or fp16 (CUDA autocast with a dynamic loss scale; default: fp32).
+    /// fp32 (libtorch's defaults: TF32 convolutions on GPUs that have them), fp32-strict (TF32 off), fp16 (CUDA autocast with a dynamic loss scale) or bf16 (autocast on CUDA or the CPU; default: fp32).
     #[arg(long)]
     precision: Option<String>,
     /// Continue from OUT/checkpoint.safetensors.
@@ -347,7 +347,7 @@ enum BenchCommand {
         /// auto, cpu, cuda or cuda:N (the reference runs on the same device).
         #[arg(long, default_value = "auto")]
         device: String,
-        /// fp32, fp32-strict (TF32 off in cuDNN) or fp16 (CUDA autocast).
+        /// fp32, fp32-strict (TF32 off in cuDNN), fp16 (CUDA autocast) or bf16 (autocast, CUDA or CPU).
         #[arg(long, default_value = "fp32")]
         precision: String,
     },
@@ -373,7 +373,7 @@ enum BenchCommand {
         /// auto, cpu, cuda or cuda:N (the reference runs on the same device).
         #[arg(long, default_value = "auto")]
         device: String,
-        /// fp32, fp32-strict (TF32 off in cuDNN) or fp16 (CUDA autocast).
+        /// fp32, fp32-strict (TF32 off in cuDNN), fp16 (CUDA autocast) or bf16 (autocast, CUDA or CPU).
         #[arg(long, default_value = "fp32")]
         precision: String,
     },
@@ -452,7 +452,7 @@ enum BenchCommand {
         /// Training batch sizes (repeat the flag), default 16.
         #[arg(long, default_values_t = vec![16])]
         train_batch: Vec<usize>,
-        /// fp32, fp32-strict (TF32 off in cuDNN) or fp16 (CUDA autocast) for the network rows.
+        /// fp32, fp32-strict (TF32 off in cuDNN), fp16 (CUDA autocast) or bf16 (autocast, CUDA or CPU) for the network rows.
         #[arg(long, default_value = "fp32")]
         precision: String,
         /// Fewer repeats and smaller sizes.

@@ -148,8 +148,10 @@ impl Pinn {
 
     fn object_patches_and_phase(&self, x: &Tensor) -> (Tensor, Tensor) {
         let z = self.encoder.forward(x);
-        let a = self.amplitude.forward(&z);
-        let phi = self.phase.forward(&z);
+        // under autocast the decoders' outputs are float16 or bfloat16; the
+        // physics (object, reassembly, far field) runs in float32
+        let a = self.amplitude.forward(&z).to_kind(Kind::Float);
+        let phi = self.phase.forward(&z).to_kind(Kind::Float);
         // A·e^{iφ}; A may be negative on a swish border, so no `polar`
         (Tensor::complex(&(&a * phi.cos()), &(&a * phi.sin())), phi)
     }

@@ -69,9 +69,11 @@ impl Supervised {
             ));
         }
         let z = self.encoder.forward(x);
+        // float32 also under autocast (the decoders' outputs are then float16
+        // or bfloat16), for the losses and the complex object
         Ok((
-            self.amplitude.forward(&z).squeeze_dim(1),
-            self.phase.forward(&z).squeeze_dim(1),
+            self.amplitude.forward(&z).squeeze_dim(1).to_kind(Kind::Float),
+            self.phase.forward(&z).squeeze_dim(1).to_kind(Kind::Float),
         ))
     }
 

@@ -31,15 +31,24 @@ pub enum Precision {
     /// CUDA autocast to float16 (losses in float32; in training, with a
     /// dynamic loss scale, see [`crate::train::scaler`]); CUDA only.
     Fp16,
+    /// Autocast to bfloat16 on CUDA or the CPU ([`crate::autocast`]):
+    /// float32's exponent range with an 8-bit mantissa, so no loss scale.
+    /// On a CPU with AVX-512 BF16 (or AMX) oneDNN's convolutions run in it
+    /// natively.
+    Bf16,
 }
 
 impl Precision {
-    /// `fp32`, `fp32-strict` or `fp16`.
+    /// Every precision, in the order the CLI lists them.
+    pub const ALL: [Precision; 4] = [Precision::Fp32, Precision::Fp32Strict, Precision::Fp16, Precision::Bf16];
+
+    /// `fp32`, `fp32-strict`, `fp16` or `bf16`.
     pub fn name(self) -> &'static str {
         match self {
             Precision::Fp32 => "fp32",
             Precision::Fp32Strict => "fp32-strict",
             Precision::Fp16 => "fp16",
+            Precision::Bf16 => "bf16",
         }
     }
 
@@ -51,9 +60,28 @@ impl Precision {
         Ok(())
     }
 
-    /// Whether the forward pass runs under float16 autocast.
-    pub fn autocast(self) -> bool {
+    /// The dtype the forward pass is autocast to, if any.
+    pub fn autocast(self) -> Option<tch::Kind> {
+        match self {
+            Precision::Fp32 | Precision::Fp32Strict => None,
+            Precision::Fp16 => Some(tch::Kind::Half),
+            Precision::Bf16 => Some(tch::Kind::BFloat16),
+        }
+    }
+
+    /// Whether training keeps a dynamic loss scale (float16's narrow
+    /// exponent range underflows small gradients; bfloat16's does not).
+    pub fn loss_scale(self) -> bool {
         self == Precision::Fp16
+    }
+
+    /// Runs `f` (a forward pass) in this precision on `device`: under
+    /// autocast for fp16 and bf16, as it is otherwise.
+    pub fn run<T>(self, device: tch::Device, f: impl FnOnce() -> T) -> Result<T> {
+        match self.autocast() {
+            Some(kind) => crate::autocast::autocast(device, kind, f),
+            None => Ok(f()),
+        }
     }
 
     /// Sets what this precision needs of the process on `device` before a
@@ -78,15 +106,10 @@ impl Precision {
 impl std::str::FromStr for Precision {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "fp32" => Ok(Precision::Fp32),
-            "fp32-strict" => Ok(Precision::Fp32Strict),
-            "fp16" => Ok(Precision::Fp16),
-            other => Err(Error::config(
-                "precision",
-                format!("`{other}` is not one of fp32, fp32-strict, fp16"),
-            )),
-        }
+        Precision::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Precision::ALL.iter().map(|p| p.name()).collect();
+            Error::config("precision", format!("`{s}` is not one of {}", names.join(", ")))
+        })
     }
 }
 
@@ -116,8 +139,8 @@ pub struct TrainConfig {
     pub loss: LossWeights,
     /// How to group positions (its gridsize is taken from the model).
     pub grouping: GroupingConfig,
-    /// fp32 (libtorch's defaults), fp32-strict (no TF32), or fp16 autocast
-    /// with a dynamic loss scale (CUDA only).
+    /// fp32 (libtorch's defaults), fp32-strict (no TF32), fp16 autocast
+    /// with a dynamic loss scale (CUDA only) or bf16 autocast (CUDA or CPU).
     pub precision: Precision,
 }
 
@@ -285,5 +308,20 @@ mod tests {
             ..TrainConfig::paper()
         };
         assert_eq!(none.warmup_factor(0), 1.0);
+    }
+
+    #[test]
+    fn every_precision_parses_from_its_name_and_others_are_refused() {
+        for p in Precision::ALL {
+            assert_eq!(p.name().parse::<Precision>().unwrap(), p);
+            let toml = format!("precision = \"{}\"", p.name());
+            assert_eq!(toml::from_str::<TrainConfig>(&toml).unwrap().precision, p);
+        }
+        let e = "bf32".parse::<Precision>().unwrap_err().to_string();
+        assert!(e.contains("`bf32` is not one of fp32, fp32-strict, fp16, bf16"), "{e}");
+        // the loss scale is float16's alone; bf16 runs on the CPU too
+        assert!(Precision::Fp16.loss_scale() && !Precision::Bf16.loss_scale());
+        assert!(Precision::Fp16.check(tch::Device::Cpu).is_err());
+        assert!(Precision::Bf16.check(tch::Device::Cpu).is_ok());
     }
 }

@@ -146,7 +146,7 @@ impl Trainer {
             adam_step: 0,
             history: History::default(),
             stopped: false,
-            loss_scaler: self.train.precision.autocast().then(LossScaler::default),
+            loss_scaler: self.train.precision.loss_scale().then(LossScaler::default),
         };
         let checkpoint = self.checkpoint_dir.as_ref().map(|d| d.join(CHECKPOINT_FILE));
         if let (true, Some(path)) = (self.resume, &checkpoint)
@@ -154,7 +154,7 @@ impl Trainer {
         {
             state = load_checkpoint(path, &model, &mut adam)?;
             // a run resumed in another precision starts or drops the loss scale
-            state.loss_scaler = if self.train.precision.autocast() {
+            state.loss_scaler = if self.train.precision.loss_scale() {
                 state.loss_scaler.or(Some(LossScaler::default()))
             } else {
                 None
@@ -303,11 +303,14 @@ impl Trainer {
         }
     }
 
-    /// The batch's loss, float32 (the forward pass under float16 autocast
-    /// when the precision says so).
+    /// The batch's loss, float32 (the forward pass under autocast when the
+    /// precision says so).
     fn batch_loss(&self, model: &TrainedModel, data: &TrainingData, idx: &Tensor) -> Result<Tensor> {
-        let fp16 = self.train.precision.autocast();
-        Ok(tch::autocast(fp16, || self.batch_loss_in_autocast(model, data, idx))?.to_kind(Kind::Float))
+        let loss = self
+            .train
+            .precision
+            .run(self.device, || self.batch_loss_in_autocast(model, data, idx))??;
+        Ok(loss.to_kind(Kind::Float))
     }
 
     /// The weighted loss of one batch of groups.
