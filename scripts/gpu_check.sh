@@ -145,7 +145,7 @@ if same.exists():
 EOF
 # fp16 and bf16 against fp32: the reconstructions' metrics (one row per precision)
 if [ -s "$RESULTS/precision/metrics.csv" ]; then
-    echo "precision check, reconstructions of a second dataset against its true object:" >>"$RESULTS/summary.txt"
+    echo "precision check, reconstructions of the quickstart dataset's bottom half against its true object:" >>"$RESULTS/summary.txt"
     cat "$RESULTS/precision/metrics.csv" >>"$RESULTS/summary.txt"
 fi
 # and the suite's own table, with the measured matmul peak
