@@ -31,6 +31,8 @@ unit:
 
 # Every notebook, executed with the Rust kernel at CI sizes (users get the
 # full sizes by running them in Jupyter); executed copies in target/notebooks/.
+# The kernel compiles the crate unoptimised here (PTYCHO_NB_OPT=0: minutes on a
+# new machine instead of a quarter of an hour; Jupyter keeps evcxr's level 2).
 NB_ENV ?= PTYCHO_NB_IMAGES=256 PTYCHO_NB_EPOCHS=1 PTYCHO_NB_GROUPS=32 PTYCHO_NB_ITERATIONS=10 PTYCHO_NB_DOSES=1e3,1e5
 NOTEBOOKS ?= notebooks/*.ipynb
 notebooks: setup
