@@ -94,7 +94,7 @@ step precision "$HERE/scripts/gpu_precision_check.sh" "$BIN" "$RESULTS/precision
 for batch in $BATCHES; do
     step "train-b$batch-fp32" "$BIN" bench train --device "$DEVICE" --batch-size "$batch" --steps "$STEPS" --rounds 1 --json
 done
-if [ "$DEVICE" != cpu ]; then  # autocast and cuDNN are CUDA's
+if [ "$DEVICE" != cpu ]; then  # fp16 autocast and cuDNN are CUDA's
     # both sides with cuDNN's autotuner off (PyTorch's default; ours turns it on)
     step train-b64-fp32-untuned env PTYCHO_CUDNN_BENCHMARK=0 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --rounds 1 --json
     step train-b64-fp16 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --rounds 1 --precision fp16 --json

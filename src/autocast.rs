@@ -53,18 +53,18 @@ pub fn autocast<T>(device: Device, kind: Kind, f: impl FnOnce() -> T) -> Result<
     Ok(f())
 }
 
-/// Whether autocast is on for `device`'s type on this thread, and to which
-/// dtype (`Half`, `BFloat16`, or what libtorch reports otherwise).
-pub fn autocast_state(device: Device) -> Result<(bool, Kind)> {
+/// Whether autocast is on for `device`'s type on this thread, and the dtype
+/// it casts to (`Half`, `BFloat16` or `Float`; `None` for any other).
+pub fn autocast_state(device: Device) -> Result<(bool, Option<Kind>)> {
     let api = api()?;
     let device_type = device_type(device);
     // SAFETY: libtorch's own functions with these signatures (`api`)
     let (enabled, dtype) = unsafe { ((api.is_enabled)(device_type), (api.get_dtype)(device_type)) };
     let kind = match dtype {
-        HALF => Kind::Half,
-        BFLOAT16 => Kind::BFloat16,
-        FLOAT => Kind::Float,
-        _ => Kind::Double, // not a dtype autocast is ever set to here
+        HALF => Some(Kind::Half),
+        BFLOAT16 => Some(Kind::BFloat16),
+        FLOAT => Some(Kind::Float),
+        _ => None,
     };
     Ok((enabled, kind))
 }
@@ -212,12 +212,12 @@ mod tests {
         let before = autocast_state(Device::Cpu).unwrap();
         assert!(!before.0);
         autocast(Device::Cpu, Kind::BFloat16, || {
-            assert_eq!(autocast_state(Device::Cpu).unwrap(), (true, Kind::BFloat16));
+            assert_eq!(autocast_state(Device::Cpu).unwrap(), (true, Some(Kind::BFloat16)));
             autocast(Device::Cpu, Kind::Half, || {
-                assert_eq!(autocast_state(Device::Cpu).unwrap(), (true, Kind::Half));
+                assert_eq!(autocast_state(Device::Cpu).unwrap(), (true, Some(Kind::Half)));
             })
             .unwrap();
-            assert_eq!(autocast_state(Device::Cpu).unwrap(), (true, Kind::BFloat16));
+            assert_eq!(autocast_state(Device::Cpu).unwrap(), (true, Some(Kind::BFloat16)));
         })
         .unwrap();
         assert_eq!(autocast_state(Device::Cpu).unwrap(), before);

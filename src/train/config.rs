@@ -76,7 +76,7 @@ impl Precision {
     }
 
     /// Runs `f` (a forward pass) in this precision on `device`: under
-    /// autocast for fp16 and bf16, as it is otherwise.
+    /// autocast for fp16 and bf16, as is for fp32 and fp32-strict.
     pub fn run<T>(self, device: tch::Device, f: impl FnOnce() -> T) -> Result<T> {
         match self.autocast() {
             Some(kind) => crate::autocast::autocast(device, kind, f),
