@@ -215,18 +215,21 @@ fn fp16_training_needs_a_cuda_device_and_the_precision_is_saved() {
     );
 }
 
+/// Each epoch's training loss of `model` trained on the CPU with `train` in
+/// `precision`.
+fn train_losses(ds: &Dataset, model: ModelConfig, mut train: TrainConfig, precision: Precision) -> Vec<f64> {
+    train.precision = precision;
+    let out = Trainer::new(model, train, Device::Cpu)
+        .fit(ds, &mut SilentObserver)
+        .unwrap();
+    out.history.epochs.iter().map(|e| e.train_loss).collect()
+}
+
 #[test]
 fn strict_fp32_is_saved_by_name_and_on_the_cpu_trains_as_fp32() {
     init();
     let ds = dataset();
-    let fit = |precision: Precision| {
-        let mut t = tiny(2, 16);
-        t.precision = precision;
-        let out = Trainer::new(model(1, ModelKind::Pinn), t, Device::Cpu)
-            .fit(&ds, &mut SilentObserver)
-            .unwrap();
-        out.history.epochs.iter().map(|e| e.train_loss).collect::<Vec<f64>>()
-    };
+    let fit = |precision| train_losses(&ds, model(1, ModelKind::Pinn), tiny(2, 16), precision);
     // TF32 concerns cuDNN only: on the CPU the two must be the same arithmetic
     let (plain, strict) = (fit(Precision::Fp32), fit(Precision::Fp32Strict));
     assert_eq!(plain.len(), 2);
@@ -248,14 +251,7 @@ fn bf16_autocast_trains_every_model_on_the_cpu_close_to_fp32() {
     init();
     let ds = dataset();
     for (g, kind) in [(1, ModelKind::Pinn), (2, ModelKind::Pinn), (1, ModelKind::Supervised)] {
-        let fit = |precision: Precision| {
-            let mut t = tiny(3, 48);
-            t.precision = precision;
-            let out = Trainer::new(model(g, kind), t, Device::Cpu)
-                .fit(&ds, &mut SilentObserver)
-                .unwrap();
-            out.history.epochs.iter().map(|e| e.train_loss).collect::<Vec<f64>>()
-        };
+        let fit = |precision| train_losses(&ds, model(g, kind), tiny(3, 48), precision);
         let (full, low) = (fit(Precision::Fp32), fit(Precision::Bf16));
         assert_eq!(low.len(), 3);
         // the convolutions ran in bfloat16: not the float32 arithmetic ...

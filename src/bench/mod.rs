@@ -540,13 +540,14 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
         let x = Tensor::rand([bs, c, n, n], (Kind::Float, device)) * 4.0;
         let offsets = (Tensor::rand([bs, c, 2], (Kind::Float, device)) - 0.5) * 8.0;
         let counts = (Tensor::rand([bs, c, n, n], (Kind::Float, device)) * 50.0).round();
-        let precision = b.precision;
         let mut our_round = || -> Result<Vec<f64>> {
             let mut ours = Vec::with_capacity(b.steps);
             for i in 0..b.warmup + b.steps {
                 let t = Instant::now();
                 adam.zero_grad();
-                let predicted = precision.run(device, || model.autoencoder(&x, &offsets).map(|o| o.counts()))??;
+                let predicted = b
+                    .precision
+                    .run(device, || model.autoencoder(&x, &offsets).map(|o| o.counts()))??;
                 let loss = poisson_nll(&predicted.to_kind(Kind::Float), &counts);
                 loss.backward();
                 adam.step();
@@ -684,7 +685,6 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
     let cudnn_benchmark = crate::runtime::tune_cudnn(b.device);
     let _guard = tch::no_grad_guard();
     let device = b.device;
-    let precision = b.precision;
     let mut rows = Vec::new();
     for gridsize in [1usize, 2] {
         let cfg = ModelConfig {
@@ -701,7 +701,7 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
             let mut ours = Vec::with_capacity(b.batches);
             for i in 0..b.warmup + b.batches {
                 let t = Instant::now();
-                let y = precision.run(device, || model.diffraction_to_obj(&x, &offsets))??;
+                let y = b.precision.run(device, || model.diffraction_to_obj(&x, &offsets))??;
                 let _ = y.abs().sum(Kind::Float).double_value(&[]);
                 if i >= b.warmup {
                     ours.push(t.elapsed().as_secs_f64());
