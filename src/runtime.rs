@@ -1,6 +1,7 @@
 //! Process-wide settings for long tensor work: the CPU allocator
-//! ([`keep_freed_memory`]), cuDNN's autotuner ([`tune_cudnn`]) and TF32 in
-//! cuDNN's convolutions ([`set_cudnn_tf32`]).
+//! ([`keep_freed_memory`]), cuDNN's autotuner ([`tune_cudnn`]), TF32 in
+//! cuDNN's convolutions ([`set_cudnn_tf32`]) and libtorch's CPU threads
+//! ([`SingleTorchThread`], [`one_torch_thread_per_worker`]).
 //!
 //! glibc's allocator returns every block above its mmap threshold (at most
 //! 32 MiB) to the kernel when it is freed, and trims the heap's free top.
@@ -210,6 +211,45 @@ fn apply() -> bool {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn apply() -> bool {
     false
+}
+
+/// Sets libtorch's intra-op threads to 1 and puts the previous count back
+/// on drop. The count is libtorch's global setting plus the calling
+/// thread's OpenMP setting; other threads keep theirs.
+pub struct SingleTorchThread(i32);
+
+impl SingleTorchThread {
+    pub fn enter() -> SingleTorchThread {
+        let previous = tch::get_num_threads();
+        tch::set_num_threads(1);
+        SingleTorchThread(previous)
+    }
+}
+
+impl Drop for SingleTorchThread {
+    fn drop(&mut self) {
+        tch::set_num_threads(self.0);
+    }
+}
+
+/// Runs `f` with libtorch on one thread in every worker of the current
+/// rayon pool (and in the caller), so that work split by rayon calls
+/// libtorch ops that run inline: libtorch's own workers neither compete
+/// with rayon's for the cores nor spin between ops. Each worker's count is
+/// set back to the caller's previous one afterwards, also when `f` panics.
+pub fn one_torch_thread_per_worker<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0;
+            rayon::broadcast(|_| tch::set_num_threads(previous));
+            tch::set_num_threads(previous);
+        }
+    }
+    let _restore = Restore(tch::get_num_threads());
+    rayon::broadcast(|_| tch::set_num_threads(1));
+    tch::set_num_threads(1);
+    f()
 }
 
 #[cfg(test)]

@@ -371,39 +371,6 @@ fn make_scan(cfg: &SimConfig) -> Result<Vec<[f64; 2]>> {
 /// Patterns per batch on the device: bounds memory (~70 MB at N = 64).
 const BATCH: usize = 512;
 
-/// Runs `f` on a float32 CPU tensor of `shape` that is `values` itself, so
-/// that libtorch writes its result straight into the host buffer.
-///
-/// The tensor must not outlive the call: `f` may not keep it or a view of
-/// it (it gets a reference, and the only callers write into it and return
-/// `()`).
-fn with_host_tensor<const D: usize>(
-    values: &mut [f32],
-    shape: [i64; D],
-    f: impl FnOnce(&Tensor) -> Result<()>,
-) -> Result<()> {
-    let len: i64 = shape.iter().product();
-    assert_eq!(len as usize, values.len(), "the shape covers the buffer");
-    let mut strides = [1i64; D];
-    for d in (0..D.saturating_sub(1)).rev() {
-        strides[d] = strides[d + 1] * shape[d + 1];
-    }
-    // SAFETY: the tensor borrows `values` (exclusively, through the &mut)
-    // for the duration of `f` only, and is dropped before we return.
-    let tensor = unsafe {
-        Tensor::f_from_blob(
-            values.as_mut_ptr() as *const u8,
-            &shape,
-            &strides,
-            Kind::Float,
-            Device::Cpu,
-        )?
-    };
-    let result = f(&tensor);
-    drop(tensor);
-    result
-}
-
 /// `Σ v` in float64 over eight interleaved partial sums (a fixed order, so
 /// the result is the same on every machine; eight independent additions
 /// per step instead of one long dependency chain).
@@ -429,6 +396,10 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
     crate::runtime::keep_freed_memory();
     cfg.validate()?;
     let _guard = tch::no_grad_guard();
+    // On the CPU the heavy steps run on rayon's workers (physics::host and
+    // the noise); libtorch's own ops here are small, and on one thread its
+    // workers do not spin beside rayon's.
+    let _threads = (device == Device::Cpu).then(crate::runtime::SingleTorchThread::enter);
     let n = cfg.size_px;
     let object = make_object(cfg, device)?;
     let probe = make_probe(cfg, device)?;
@@ -443,22 +414,35 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
     let modulated_probe = &probe * physics::forward::shift_modulation(n as i64, n as i64, device);
     let mut values = vec![0f32; count * n * n];
     let mut patches: Vec<num_complex::Complex32> = Vec::new();
-    for start in (0..count).step_by(BATCH) {
-        let len = BATCH.min(count - start);
-        let mut batch = physics::extract_patches(&object, &pos_t.narrow(0, start as i64, len as i64), n as i64)?;
+    if device == Device::Cpu {
+        // fused on the host, a chunk of patterns at a time in each core's cache
+        let object_values = tensor_to_c64(&object)?;
+        let probe_values = tensor_to_c64(&modulated_probe)?;
+        let host_object = physics::host::HostObject {
+            values: object_values.as_slice().expect("a fresh array is contiguous"),
+            height: object_values.shape()[0],
+            width: object_values.shape()[1],
+        };
+        let probe_values = probe_values.as_slice().expect("a fresh array is contiguous");
+        physics::host::far_field_intensities(host_object, probe_values, n, &positions, &mut values)?;
         if cfg.store_patches {
-            patches.extend(tensor_to_c64(&batch)?.iter());
+            for start in (0..count).step_by(BATCH) {
+                let len = BATCH.min(count - start);
+                let batch = physics::extract_patches(&object, &pos_t.narrow(0, start as i64, len as i64), n as i64)?;
+                patches.extend(tensor_to_c64(&batch)?.iter());
+            }
         }
-        physics::forward::exit_waves_in_place(&modulated_probe, &mut batch)?;
-        let dst = &mut values[start * n * n..(start + len) * n * n];
-        if device == Device::Cpu {
-            // libtorch writes the intensities straight into `values`
-            with_host_tensor(dst, [len as i64, n as i64, n as i64], |out| {
-                physics::forward::far_field_intensity_modulated_into(&batch, out)
-            })?;
-        } else {
+    } else {
+        for start in (0..count).step_by(BATCH) {
+            let len = BATCH.min(count - start);
+            let mut batch = physics::extract_patches(&object, &pos_t.narrow(0, start as i64, len as i64), n as i64)?;
+            if cfg.store_patches {
+                patches.extend(tensor_to_c64(&batch)?.iter());
+            }
+            physics::forward::exit_waves_in_place(&modulated_probe, &mut batch)?;
             // one copy to the host per batch
             let intensity = physics::forward::far_field_intensity_modulated(&batch).to_device(Device::Cpu);
+            let dst = &mut values[start * n * n..(start + len) * n * n];
             intensity.contiguous().f_copy_data(dst, len * n * n)?;
         }
     }
@@ -526,22 +510,5 @@ mod tests {
             let plain: f64 = values.iter().map(|&v| v as f64).sum();
             assert!((sum_in_lanes(&values) - plain).abs() <= 1e-12 * plain.max(1.0), "{len}");
         }
-    }
-
-    #[test]
-    fn a_host_tensor_writes_into_the_buffer_and_a_wrong_shape_is_refused() {
-        let mut values = vec![0f32; 6];
-        with_host_tensor(&mut values, [2, 3], |t| {
-            t.shallow_clone()
-                .f_copy_(&Tensor::arange(6, (Kind::Float, Device::Cpu)).view([2, 3]))?;
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(values, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
-        let wrong = std::panic::catch_unwind(move || {
-            let mut values = vec![0f32; 5];
-            with_host_tensor(&mut values, [2, 3], |_| Ok(()))
-        });
-        assert!(wrong.is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! The physics of far-field ptychography, on `tch` tensors (CPU or GPU).
 //! No file IO and no printing here (ARCHITECTURE.md, invariants).
 pub mod forward;
+pub mod host;
 pub mod noise;
 pub mod object;
 pub mod probe;

@@ -21,6 +21,7 @@ use crate::data::product::canvas_shape;
 use crate::error::{Error, Result};
 use crate::physics::forward::shift_modulation;
 use crate::recon::{ReconMetadata, Reconstruction};
+use crate::runtime::SingleTorchThread;
 
 /// Below this many pixels per mini-batch the CPU solver runs its ops on one
 /// thread: each op then costs tens of microseconds, and waking libtorch's
@@ -29,24 +30,6 @@ use crate::recon::{ReconMetadata, Reconstruction};
 /// `ptycho bench iterative` (289 positions, N = 64, batches of 10, 2-core
 /// CPU, passive waits): 4.2 epochs/s on two threads, 16 on one.
 const SMALL_BATCH_PIXELS: i64 = 1 << 17;
-
-/// Sets libtorch's intra-op threads to 1 and restores the previous count on
-/// drop (the setting is process-wide).
-struct SingleThread(i32);
-
-impl SingleThread {
-    fn enter() -> SingleThread {
-        let previous = tch::get_num_threads();
-        tch::set_num_threads(1);
-        SingleThread(previous)
-    }
-}
-
-impl Drop for SingleThread {
-    fn drop(&mut self) {
-        tch::set_num_threads(self.0);
-    }
-}
 
 /// Progress after one iteration (epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -135,7 +118,7 @@ pub fn reconstruct_iterative(
     let n = ds.patch_size() as i64;
     let _threads = (device == tch::Device::Cpu
         && (cfg.batch_size.min(ds.n_images()) as i64) * n * n < SMALL_BATCH_PIXELS)
-        .then(SingleThread::enter);
+        .then(SingleTorchThread::enter);
     let [h, w] = match &ds.object {
         Some(o) => [o.nrows(), o.ncols()],
         None => canvas_shape(&ds.positions_px, n as usize),
