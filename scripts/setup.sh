@@ -62,13 +62,17 @@ if [ "$(readlink .venv/libtorch 2>/dev/null)" != "$target" ]; then
 fi
 
 # --- Rust Jupyter kernel (evcxr) for the notebooks --------------------------------
-# `cargo install` compiles it once (~12 CPU-minutes); skipped when present. The
-# kernel spec goes into .venv/share/jupyter with LIBTORCH in its environment,
-# so `:dep ptycho_workbench = { path = ".." }` builds against our libtorch.
+# `cargo install` compiles it once; skipped when present. At optimisation
+# level 1 (not cargo's release default, 3) the build took 8 minutes instead of
+# about 12 on 2 cores, and the four notebooks 301 s instead of 268 (most of
+# their time is compiling the cells); unoptimised, the kernel's own analysis
+# made a notebook five times slower. The kernel spec goes into .venv/share/jupyter with
+# LIBTORCH in its environment, so `:dep ptycho_workbench = { path = ".." }`
+# builds against our libtorch.
 if [ "${PTYCHO_SKIP_NOTEBOOKS:-0}" != 1 ]; then
     if ! command -v evcxr_jupyter >/dev/null && ! [ -x "$HOME/.cargo/bin/evcxr_jupyter" ]; then
         say "installing evcxr_jupyter (the Rust kernel; compiles once)"
-        cargo install --locked --quiet evcxr_jupyter
+        CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install --locked --quiet evcxr_jupyter
     fi
     evcxr=$(command -v evcxr_jupyter || echo "$HOME/.cargo/bin/evcxr_jupyter")
     spec=.venv/share/jupyter/kernels/rust/kernel.json
