@@ -396,10 +396,10 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
     crate::runtime::keep_freed_memory();
     cfg.validate()?;
     let _guard = tch::no_grad_guard();
-    // On the CPU the heavy steps run on rayon's workers (physics::host and
-    // the noise); libtorch's own ops here are small, and on one thread its
-    // workers do not spin beside rayon's.
-    let _threads = (device == Device::Cpu).then(crate::runtime::SingleTorchThread::enter);
+    // On the CPU libtorch's ops before the far field are small: on one
+    // thread its workers do not wake up, so they do not spin beside rayon's
+    // later (the far field sets every worker's threads itself).
+    let threads = (device == Device::Cpu).then(crate::runtime::SingleTorchThread::enter);
     let n = cfg.size_px;
     let object = make_object(cfg, device)?;
     let probe = make_probe(cfg, device)?;
@@ -424,6 +424,8 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
             width: object_values.shape()[1],
         };
         let probe_values = probe_values.as_slice().expect("a fresh array is contiguous");
+        // back to the caller's count, which the workers get back afterwards
+        drop(threads);
         physics::host::far_field_intensities(host_object, probe_values, n, &positions, &mut values)?;
         if cfg.store_patches {
             for start in (0..count).step_by(BATCH) {
