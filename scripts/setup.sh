@@ -70,11 +70,13 @@ fi
 # LIBTORCH in its environment, so `:dep ptycho_workbench = { path = ".." }`
 # builds against our libtorch.
 if [ "${PTYCHO_SKIP_NOTEBOOKS:-0}" != 1 ]; then
-    if ! command -v evcxr_jupyter >/dev/null && ! [ -x "$HOME/.cargo/bin/evcxr_jupyter" ]; then
+    # cargo install puts it in $CARGO_HOME/bin, which need not be on PATH
+    cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+    if ! command -v evcxr_jupyter >/dev/null && ! [ -x "$cargo_bin/evcxr_jupyter" ]; then
         say "installing evcxr_jupyter (the Rust kernel; compiles once)"
         CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install --locked --quiet evcxr_jupyter
     fi
-    evcxr=$(command -v evcxr_jupyter || echo "$HOME/.cargo/bin/evcxr_jupyter")
+    evcxr=$(command -v evcxr_jupyter || echo "$cargo_bin/evcxr_jupyter")
     spec=.venv/share/jupyter/kernels/rust/kernel.json
     if ! [ -f "$spec" ] || ! grep -q LD_LIBRARY_PATH "$spec" || ! [ -f "$(dirname "$spec")/version.txt" ]; then
         say "registering the rust kernel in .venv/share/jupyter"
