@@ -63,8 +63,8 @@ fi
 
 # --- Rust Jupyter kernel (evcxr) for the notebooks --------------------------------
 # `cargo install` compiles it once; skipped when present. At optimisation
-# level 1 (not cargo's release default, 3) the build took 8 minutes instead of
-# about 12 on 2 cores, and the four notebooks 301 s instead of 268 (most of
+# level 1 (not cargo's release default, 3) the build took 5.3 minutes on a new
+# 2-core machine instead of about 12, and the four notebooks 301 s instead of 268 (most of
 # their time is compiling the cells); unoptimised, the kernel's own analysis
 # made a notebook five times slower. The kernel spec goes into .venv/share/jupyter with
 # LIBTORCH in its environment, so `:dep ptycho_workbench = { path = ".." }`
