@@ -412,16 +412,18 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
     // far-field intensities; the fftshift is folded into the probe
     // (physics::forward::shift_modulation)
     let modulated_probe = &probe * physics::forward::shift_modulation(n as i64, n as i64, device);
+    // the dataset's copies (the CPU's far field reads the object from it)
+    let object_host = tensor_to_c64(&object)?.into_dimensionality::<Ix2>().expect("2-D");
+    let probe_host = tensor_to_c64(&probe)?.into_dimensionality::<Ix2>().expect("2-D");
     let mut values = vec![0f32; count * n * n];
     let mut patches: Vec<num_complex::Complex32> = Vec::new();
     if device == Device::Cpu {
         // fused on the host, a chunk of patterns at a time in each core's cache
-        let object_values = tensor_to_c64(&object)?;
         let probe_values = tensor_to_c64(&modulated_probe)?;
         let host_object = physics::host::HostObject {
-            values: object_values.as_slice().expect("a fresh array is contiguous"),
-            height: object_values.shape()[0],
-            width: object_values.shape()[1],
+            values: object_host.as_slice().expect("a fresh array is contiguous"),
+            height: object_host.nrows(),
+            width: object_host.ncols(),
         };
         let probe_values = probe_values.as_slice().expect("a fresh array is contiguous");
         // back to the caller's count, which the workers get back afterwards
@@ -468,8 +470,6 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
         }
         None => values.par_iter_mut().for_each(|v| *v = v.sqrt()),
     }
-    let object_host = tensor_to_c64(&object)?.into_dimensionality::<Ix2>().expect("2-D");
-    let probe_host = tensor_to_c64(&probe)?.into_dimensionality::<Ix2>().expect("2-D");
     let ds = Dataset {
         diffraction: Array3::from_shape_vec((count, n, n), values).expect("sizes agree"),
         start_positions_px: positions_px.clone(),

@@ -95,25 +95,29 @@ pub fn far_field_intensities(
     crate::runtime::one_torch_thread_per_worker(|| {
         out.par_chunks_mut(CHUNK * n * n)
             .zip(positions_px.par_chunks(CHUNK))
-            .try_for_each_init(Vec::new, |waves, (dst, positions)| {
-                exit_waves(object, &probe, n, positions, waves);
-                intensities_of(waves, n, positions.len(), dst)
+            .try_for_each_init(Scratch::default, |scratch, (dst, positions)| {
+                exit_waves(object, &probe, n, positions, scratch);
+                intensities_of(&mut scratch.waves, n, positions.len(), dst)
             })
     })
 }
 
-/// `waves[k] = P · patch_k` for a chunk of positions (see the module doc
-/// of [`super::forward`] for the extraction convention).
-fn exit_waves(
-    object: HostObject<'_>,
-    probe: &[Complex32],
-    n: usize,
-    positions: &[[f64; 2]],
-    waves: &mut Vec<Complex32>,
-) {
+/// A worker's buffers, reused from chunk to chunk.
+#[derive(Default)]
+struct Scratch {
+    /// The chunk's exit waves, `[len, N, N]`.
+    waves: Vec<Complex32>,
+    /// One patch's rows interpolated along x, `[N + 1, N]`.
+    along_x: Vec<Complex32>,
+}
+
+/// `scratch.waves[k] = P · patch_k` for a chunk of positions (see the
+/// module doc of [`super::forward`] for the extraction convention).
+fn exit_waves(object: HostObject<'_>, probe: &[Complex32], n: usize, positions: &[[f64; 2]], scratch: &mut Scratch) {
+    let Scratch { waves, along_x } = scratch;
     waves.clear();
     waves.resize(positions.len() * n * n, Complex32::new(0.0, 0.0));
-    let mut along_x = vec![Complex32::new(0.0, 0.0); (n + 1) * n];
+    along_x.resize((n + 1) * n, Complex32::new(0.0, 0.0));
     let half = (n / 2) as i64;
     for (p, wave) in positions.iter().zip(waves.chunks_exact_mut(n * n)) {
         let (x0, y0) = (p[0].floor(), p[1].floor());
@@ -199,47 +203,22 @@ fn intensities_of(waves: &mut [Complex32], n: usize, count: usize, dst: &mut [f3
     Ok(())
 }
 
-/// `out = a · b`, elementwise (compiled a second time for AVX2 + FMA and
-/// chosen at run time; no fused multiply-adds, so both give the same bits).
-fn multiply(out: &mut [Complex32], a: &[Complex32], b: &[Complex32]) {
-    #[inline(always)]
-    fn plain(out: &mut [Complex32], a: &[Complex32], b: &[Complex32]) {
+simd_dispatch! {
+    /// `out = a · b`, elementwise.
+    fn multiply(out: &mut [Complex32], a: &[Complex32], b: &[Complex32]) {
         for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
             *o = Complex32::new(x.re * y.re - x.im * y.im, x.re * y.im + x.im * y.re);
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(out: &mut [Complex32], a: &[Complex32], b: &[Complex32]) {
-        plain(out, a, b)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { avx2(out, a, b) };
-    }
-    plain(out, a, b)
 }
 
-/// `out[k] = |z_k|²` (dispatched like [`multiply`]).
-fn squared_magnitudes(z: &[Complex32], out: &mut [f32]) {
-    #[inline(always)]
-    fn plain(z: &[Complex32], out: &mut [f32]) {
+simd_dispatch! {
+    /// `out[k] = |z_k|²`.
+    fn squared_magnitudes(z: &[Complex32], out: &mut [f32]) {
         for (o, z) in out.iter_mut().zip(z) {
             *o = z.re * z.re + z.im * z.im;
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(z: &[Complex32], out: &mut [f32]) {
-        plain(z, out)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { avx2(z, out) };
-    }
-    plain(z, out)
 }
 
 #[cfg(test)]

@@ -1,5 +1,32 @@
 //! The physics of far-field ptychography, on `tch` tensors (CPU or GPU).
 //! No file IO and no printing here (ARCHITECTURE.md, invariants).
+
+/// Defines `fn NAME(args)` whose body is compiled twice, plainly and for
+/// AVX2 + FMA, the second chosen at run time where the CPU has both. The
+/// body is inlined into each copy, so its loops are vectorised for the
+/// wider registers; Rust never fuses `a * b + c` on its own, so both copies
+/// give the same bits.
+macro_rules! simd_dispatch {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn plain($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2($($arg: $ty),*) {
+                plain($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU has AVX2 and FMA, checked just above.
+                return unsafe { avx2($($arg),*) };
+            }
+            plain($($arg),*)
+        }
+    };
+}
+
 pub mod forward;
 pub mod host;
 pub mod noise;

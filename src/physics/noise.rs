@@ -54,27 +54,14 @@ pub fn noisy_amplitude_from_intensity(
     );
 }
 
-/// `out[k] = sqrt(counts[k]) / scale`, computed in float64 and rounded once
-/// to float32 (compiled a second time for AVX2 + FMA and chosen at run
-/// time; both give the same bits).
-fn amplitudes(counts: &[u64], scale: f64, out: &mut [f32]) {
-    #[inline(always)]
-    fn plain(counts: &[u64], scale: f64, out: &mut [f32]) {
+simd_dispatch! {
+    /// `out[k] = sqrt(counts[k]) / scale`, computed in float64 and rounded
+    /// once to float32.
+    fn amplitudes(counts: &[u64], scale: f64, out: &mut [f32]) {
         for (o, &c) in out.iter_mut().zip(counts) {
             *o = ((c as f64).sqrt() / scale) as f32;
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(counts: &[u64], scale: f64, out: &mut [f32]) {
-        plain(counts, scale, out)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { avx2(counts, scale, out) };
-    }
-    plain(counts, scale, out)
 }
 
 /// Draws one pattern's counts, the same draws as [`sample_poisson`] pixel
