@@ -7,7 +7,7 @@ use std::process::Command;
 use common::*;
 use ptycho_workbench::array::{tensor_to_c64, tensor_to_f32};
 use ptycho_workbench::data::npy;
-use ptycho_workbench::recon::stitch::{Scatter, accumulate, accumulate_with};
+use ptycho_workbench::recon::stitch::{Scatter, accumulate, accumulate_with, average};
 use rand::{Rng, SeedableRng};
 use tch::{Device, Kind, Tensor};
 
@@ -64,6 +64,26 @@ fn stitching_matches_the_numpy_loop_also_at_the_canvas_edges() -> TestResult {
         assert!(d_sum < 1e-4, "{method:?}: sum differs by {d_sum}");
         assert!(d_cov < 1e-5, "{method:?}: coverage differs by {d_cov}");
     }
+    // the host loop reads a strided view of the patches as it reads a copy
+    let wide = Tensor::zeros([b as i64, n + 3, n + 5], (Kind::ComplexFloat, Device::Cpu));
+    wide.narrow(1, 1, n).narrow(2, 4, n).copy_(&patches);
+    let view = wide.narrow(1, 1, n).narrow(2, 4, n);
+    assert!(!view.is_contiguous());
+    let (sum, cov) = accumulate_with(&view, &positions, crop, h, w, Scatter::Host)?;
+    let (copy_sum, copy_cov) = accumulate_with(&patches, &positions, crop, h, w, Scatter::Host)?;
+    assert!(sum.equal(&copy_sum) && cov.equal(&copy_cov));
+    // the average, zero where nothing landed, as numpy's np.where division
+    let object = complex(&npz_member(&output, "object"));
+    let ours = tensor_to_c64(&average(&sum, &cov)?)?;
+    let d_obj = ours
+        .iter()
+        .zip(&object)
+        .map(|(a, b)| (a - b).norm())
+        .fold(0f32, f32::max);
+    assert!(d_obj < 1e-4, "average differs by {d_obj}");
+    let uncovered = coverage.iter().filter(|&&c| c <= 1e-6).count();
+    assert!(uncovered > 100, "the canvas has uncovered pixels: {uncovered}");
+    assert!(average(&sum, &cov.narrow(0, 0, 10)).is_err(), "mismatched shapes");
     // the crops that stay inside put their full weight on the canvas
     assert!(coverage.iter().sum::<f64>() > 40.0 * (crop * crop) as f64);
     Ok(())

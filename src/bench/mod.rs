@@ -756,7 +756,7 @@ pub fn stitch_bench(
     device: tch::Device,
     python: &Path,
 ) -> Result<Vec<BenchRow>> {
-    use crate::recon::stitch::accumulate;
+    use crate::recon::stitch::{accumulate, average};
     use rand::{Rng, SeedableRng};
     use tch::{Kind, Tensor};
 
@@ -771,7 +771,7 @@ pub fn stitch_bench(
     let stitch = || -> Result<f64> {
         let t = Instant::now();
         let (sum, cover) = accumulate(&data, &positions, crop, side, side)?;
-        let object = sum / cover.clamp_min(1e-6) * cover.gt(1e-6).to_kind(Kind::Float);
+        let object = average(&sum, &cover)?;
         let _ = object.abs().sum(Kind::Float).double_value(&[]);
         Ok(t.elapsed().as_secs_f64())
     };

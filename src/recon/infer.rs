@@ -8,7 +8,7 @@ use num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::stitch::accumulate;
+use super::stitch::{accumulate, average};
 use crate::array::{f32_to_tensor, tensor_to_c64, tensor_to_f32};
 use crate::bundle::Bundle;
 use crate::data::atomic::write_atomic;
@@ -162,7 +162,7 @@ impl Bundle {
             coverage += cov;
             seconds_stitch += t.elapsed().as_secs_f64();
         }
-        let object = sum / coverage.clamp_min(1e-6) * coverage.gt(1e-6).to_kind(Kind::Float);
+        let object = average(&sum, &coverage)?;
         let total_seconds = started.elapsed().as_secs_f64();
         Ok(Reconstruction {
             object: tensor_to_c64(&object)?.into_dimensionality::<Ix2>().expect("2-D"),

@@ -1,6 +1,7 @@
 //! Stitching predicted patches into a full object: the central `M×M` crop
 //! of each patch is placed (bilinear, sub-pixel) at its position on the
 //! object grid, summed, and divided by the coverage (DESIGN §3).
+use num_complex::Complex32;
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
@@ -28,7 +29,8 @@ pub enum Scatter {
     /// libtorch ops on the patches' device (one scatter-add each for the
     /// values and the coverage): the GPU path.
     Tensor,
-    /// A loop on the host (CPU tensors only; several times faster there).
+    /// A loop on the host that reads the crops in place (CPU tensors only;
+    /// several times faster there).
     Host,
 }
 
@@ -60,7 +62,35 @@ pub fn accumulate_with(
             format!("{:?}", positions_px.size()),
         ));
     }
+    let placed = place(positions_px, crop, h, w)?;
     let device = patches.device();
+    match method {
+        Scatter::Auto if device == tch::Device::Cpu => scatter_on_host(patches, &placed, crop, h, w),
+        Scatter::Auto | Scatter::Tensor => Ok(scatter_with_tensors(patches, &placed, crop, h, w)),
+        Scatter::Host if device != tch::Device::Cpu => {
+            Err(Error::value("patches", "the host scatter needs CPU tensors"))
+        }
+        Scatter::Host => scatter_on_host(patches, &placed, crop, h, w),
+    }
+}
+
+/// Where each crop lands: a crop becomes an `(M+1)×(M+1)` block (the four
+/// bilinear weights of its fractional position applied to four shifted
+/// copies) whose top-left canvas pixel is `corner`; blocks that miss the
+/// canvas are left out.
+#[derive(Debug, Default)]
+struct Placed {
+    /// Index of each kept patch.
+    keep: Vec<i64>,
+    /// Its fractional offsets `(fx, fy)`, interleaved.
+    frac: Vec<f32>,
+    /// Its block's top-left canvas pixel `(row, column)`, possibly outside.
+    corner: Vec<(i64, i64)>,
+}
+
+/// The [`Placed`] crops of `positions_px` (`[B, 2]`, `(x, y)`); refuses
+/// positions that are not finite.
+fn place(positions_px: &Tensor, crop: i64, h: i64, w: i64) -> Result<Placed> {
     let host: Vec<f64> = Vec::try_from(
         positions_px
             .to_device(tch::Device::Cpu)
@@ -68,14 +98,8 @@ pub fn accumulate_with(
             .contiguous()
             .view(-1),
     )?;
-    // Each crop becomes a (M+1)×(M+1) block: the four bilinear weights of
-    // its fractional position applied to four shifted copies. Blocks that
-    // miss the canvas are dropped; the canvas is padded by one block so the
-    // rest need no per-pixel bounds test; then one scatter-add each for the
-    // values and the coverage.
     let block = crop + 1;
-    let (ph, pw) = (h + 2 * block, w + 2 * block);
-    let (mut keep, mut frac, mut origin) = (Vec::new(), Vec::new(), Vec::new());
+    let mut placed = Placed::default();
     for (k, p) in host.chunks_exact(2).enumerate() {
         if !(p[0].is_finite() && p[1].is_finite()) {
             return Err(Error::value("positions", format!("position {k} is not finite")));
@@ -85,46 +109,56 @@ pub fn accumulate_with(
         if r + block <= 0 || r >= h || c + block <= 0 || c >= w {
             continue;
         }
-        keep.push(k as i64);
-        frac.extend([(p[0] - x0) as f32, (p[1] - y0) as f32]);
-        origin.push((r + block) * pw + (c + block));
+        placed.keep.push(k as i64);
+        placed.frac.extend([(p[0] - x0) as f32, (p[1] - y0) as f32]);
+        placed.corner.push((r, c));
     }
-    let trim = |t: Tensor| t.narrow(0, block, h).narrow(1, block, w).contiguous();
-    let on_host = match method {
-        Scatter::Auto => device == tch::Device::Cpu,
-        Scatter::Tensor => false,
-        Scatter::Host if device != tch::Device::Cpu => {
-            return Err(Error::value("patches", "the host scatter needs CPU tensors"));
-        }
-        Scatter::Host => true,
+    Ok(placed)
+}
+
+/// [`Scatter::Host`]: the blocks added by [`accumulate_host`], reading the
+/// crops in place and writing straight into the returned tensors.
+fn scatter_on_host(patches: &Tensor, placed: &Placed, crop: i64, h: i64, w: i64) -> Result<(Tensor, Tensor)> {
+    let patches = patches.to_kind(Kind::ComplexFloat).contiguous();
+    let s = patches.size();
+    let (n, len) = (s[1] as usize, patches.numel());
+    // SAFETY: `patches` is a contiguous complex64 CPU tensor (the caller
+    // checked the device) of `len` values, alive while the slice is used.
+    let values = unsafe { std::slice::from_raw_parts(patches.data_ptr() as *const Complex32, len) };
+    let sum = Tensor::zeros([h, w], (Kind::ComplexFloat, tch::Device::Cpu));
+    let coverage = Tensor::zeros([h, w], (Kind::Float, tch::Device::Cpu));
+    let hw = (h * w) as usize;
+    // SAFETY: both are new contiguous CPU tensors of `hw` elements of the
+    // slices' types, owned here and not aliased while the slices live.
+    let (sum_values, coverage_values) = unsafe {
+        (
+            std::slice::from_raw_parts_mut(sum.data_ptr() as *mut Complex32, hw),
+            std::slice::from_raw_parts_mut(coverage.data_ptr() as *mut f32, hw),
+        )
     };
-    if on_host {
-        let start = n / 2 - crop / 2;
-        let cropped: Vec<f32> = Vec::try_from(
-            patches
-                .narrow(1, start, crop)
-                .narrow(2, start, crop)
-                .view_as_real()
-                .contiguous()
-                .view(-1),
-        )?;
-        let (sum, coverage) = accumulate_host(
-            &cropped,
-            &keep,
-            &frac,
-            &origin,
-            crop as usize,
-            (ph * pw) as usize,
-            pw as usize,
-        );
-        let sum = trim(Tensor::from_slice(&sum).view([ph, pw, 2])).view_as_complex();
-        return Ok((sum, trim(Tensor::from_slice(&coverage).view([ph, pw]))));
-    }
+    let crops = Crops {
+        values,
+        n,
+        crop: crop as usize,
+    };
+    accumulate_host(&crops, placed, Canvas { h, w }, sum_values, coverage_values);
+    Ok((sum, coverage))
+}
+
+/// [`Scatter::Tensor`]: the blocks built with tensor ops on the patches'
+/// device, then one scatter-add each for the values and the coverage onto a
+/// canvas padded by one block (so no per-pixel bounds test), trimmed.
+fn scatter_with_tensors(patches: &Tensor, placed: &Placed, crop: i64, h: i64, w: i64) -> (Tensor, Tensor) {
+    let device = patches.device();
+    let s = patches.size();
+    let (b, n) = (s[0], s[1]);
+    let block = crop + 1;
+    let (ph, pw) = (h + 2 * block, w + 2 * block);
     let mut sum = Tensor::zeros([ph * pw, 2], (Kind::Float, device));
     let mut coverage = Tensor::zeros([ph * pw], (Kind::Float, device));
-    if !keep.is_empty() {
-        let count = keep.len() as i64;
-        let keep = Tensor::from_slice(&keep).to_device(device);
+    if !placed.keep.is_empty() {
+        let count = placed.keep.len() as i64;
+        let keep = Tensor::from_slice(&placed.keep).to_device(device);
         let start = n / 2 - crop / 2;
         let cropped = patches.narrow(1, start, crop).narrow(2, start, crop);
         let cropped = if count == b {
@@ -132,7 +166,9 @@ pub fn accumulate_with(
         } else {
             cropped.index_select(0, &keep)
         };
-        let f = Tensor::from_slice(&frac).to_device(device).view([count, 2, 1, 1]);
+        let f = Tensor::from_slice(&placed.frac)
+            .to_device(device)
+            .view([count, 2, 1, 1]);
         let (fx, fy) = (f.select(1, 0), f.select(1, 1));
         let (gx, gy) = (1.0 - &fx, 1.0 - &fy);
         let values = Tensor::zeros([count, block, block], (Kind::ComplexFloat, device));
@@ -157,6 +193,11 @@ pub fn accumulate_with(
             )
         };
         let ones = edges(&gy, &fy).unsqueeze(2) * edges(&gx, &fx).unsqueeze(1);
+        let origin: Vec<i64> = placed
+            .corner
+            .iter()
+            .map(|&(r, c)| (r + block) * pw + (c + block))
+            .collect();
         let offsets = Tensor::arange(block, (Kind::Int64, device));
         let idx = Tensor::from_slice(&origin).to_device(device).view([count, 1, 1])
             + (offsets.view([1, block, 1]) * pw + offsets.view([1, 1, block]));
@@ -164,47 +205,167 @@ pub fn accumulate_with(
         let _ = sum.index_add_(0, &idx, &values.view_as_real().reshape([-1, 2]));
         let _ = coverage.index_add_(0, &idx, &ones.reshape([-1]));
     }
+    let trim = |t: Tensor| t.narrow(0, block, h).narrow(1, block, w).contiguous();
     let sum = trim(sum.view([ph, pw, 2])).view_as_complex();
-    Ok((sum, trim(coverage.view([ph, pw]))))
+    (sum, trim(coverage.view([ph, pw])))
 }
 
-/// The scatter of [`accumulate`] as a loop on the host: crop `keep[j]`
-/// (interleaved re/im in `cropped`, `[B, M, M, 2]`) with fractional offset
-/// `frac[2j..2j+2]` adds its four bilinear copies at flat canvas index
-/// `origin[j]` of a padded canvas `pw` wide. Returns the interleaved sum and
-/// the coverage, `len` pixels each.
-fn accumulate_host(
-    cropped: &[f32],
-    keep: &[i64],
-    frac: &[f32],
-    origin: &[i64],
+/// The average of stitched crops: `sum / coverage` where the coverage
+/// exceeds `1e-6`, zero elsewhere (pixels no crop reached).
+///
+/// # Shapes
+/// - `sum`: `[H, W]` complex64, `coverage`: `[H, W]` f32, as from
+///   [`accumulate`] (summed over batches); returns `[H, W]` complex64
+pub fn average(sum: &Tensor, coverage: &Tensor) -> Result<Tensor> {
+    if sum.size() != coverage.size() || sum.dim() != 2 {
+        return Err(Error::shape(
+            "coverage",
+            format!("{:?} (the sum's shape)", sum.size()),
+            format!("{:?}", coverage.size()),
+        ));
+    }
+    if sum.device() != tch::Device::Cpu {
+        return Ok(sum / coverage.clamp_min(f64::from(COVERED)) * coverage.gt(f64::from(COVERED)).to_kind(Kind::Float));
+    }
+    let sum = sum.to_kind(Kind::ComplexFloat).contiguous();
+    let coverage = coverage.to_kind(Kind::Float).contiguous();
+    let out = Tensor::empty(sum.size(), (Kind::ComplexFloat, tch::Device::Cpu));
+    let len = sum.numel();
+    // SAFETY: three contiguous CPU tensors of `len` elements of the slices'
+    // types (converted above; `out` is new and not aliased), alive while the
+    // slices are used.
+    let (s, c, o) = unsafe {
+        (
+            std::slice::from_raw_parts(sum.data_ptr() as *const Complex32, len),
+            std::slice::from_raw_parts(coverage.data_ptr() as *const f32, len),
+            std::slice::from_raw_parts_mut(out.data_ptr() as *mut Complex32, len),
+        )
+    };
+    for ((o, &s), &c) in o.iter_mut().zip(s).zip(c) {
+        *o = if c > COVERED { s / c } else { Complex32::default() };
+    }
+    Ok(out)
+}
+
+/// Coverage below which [`average`] leaves a pixel at zero.
+const COVERED: f32 = 1e-6;
+
+/// Contiguous complex64 patches `[B, N, N]` and the side `M` of the
+/// central crop that [`accumulate_host`] reads from each.
+struct Crops<'a> {
+    values: &'a [Complex32],
+    n: usize,
     crop: usize,
-    len: usize,
-    pw: usize,
-) -> (Vec<f32>, Vec<f32>) {
-    let mut sum = vec![0f32; 2 * len];
-    let mut coverage = vec![0f32; len];
-    for (j, &k) in keep.iter().enumerate() {
-        let (fx, fy) = (frac[2 * j], frac[2 * j + 1]);
-        let src = &cropped[k as usize * crop * crop * 2..(k as usize + 1) * crop * crop * 2];
-        let o = origin[j] as usize;
-        for (dy, wy) in [(0, 1.0 - fy), (1, fy)] {
-            for (dx, wx) in [(0, 1.0 - fx), (1, fx)] {
-                let weight = wy * wx;
-                for i in 0..crop {
-                    let row = o + (i + dy) * pw + dx;
-                    let dst = &mut sum[2 * row..2 * (row + crop)];
-                    for (d, v) in dst.iter_mut().zip(&src[2 * i * crop..2 * (i + 1) * crop]) {
-                        *d += weight * v;
-                    }
-                    for c in &mut coverage[row..row + crop] {
-                        *c += weight;
+}
+
+/// The canvas size `[H, W]` of [`accumulate_host`].
+#[derive(Clone, Copy)]
+struct Canvas {
+    h: i64,
+    w: i64,
+}
+
+/// The scatter of [`accumulate`] as a loop on the host: each [`Placed`]
+/// crop adds its `(M+1)²` block of bilinear weights to `sum` and its
+/// weights to `coverage` (`[H, W]` row-major), clipped to the canvas. The
+/// crops are read in place from the patches; each block row is formed in a
+/// line buffer and added to the canvas once.
+fn accumulate_host(crops: &Crops, placed: &Placed, canvas: Canvas, sum: &mut [Complex32], coverage: &mut [f32]) {
+    let (n, m) = (crops.n, crops.crop);
+    let start = n / 2 - m / 2;
+    let (h, w) = (canvas.h, canvas.w);
+    // block row t mixes crop rows t (weight 1 − fy) and t − 1 (weight fy);
+    // `rows` holds that mix, `line` the same mixed along the columns
+    let mut rows = vec![Complex32::default(); m];
+    let mut line = vec![Complex32::default(); m + 1];
+    let mut column_weights = vec![0f32; m + 1];
+    let crop_start = |k: i64| k as usize * n * n + start * n + start;
+    let Placed { keep, frac, corner } = placed;
+    for (j, ((&k, f), &(r, c))) in keep.iter().zip(frac.chunks_exact(2)).zip(corner).enumerate() {
+        // the rows of a crop lie N apart in its patch, and the patches far
+        // apart: reading them is the loop's cost, so the rows of the crop
+        // AHEAD places on are fetched while this one is added
+        let ahead = keep.get(j + AHEAD).map(|&k| crop_start(k));
+        let fetch_row = |i: usize| {
+            if let Some(first) = ahead {
+                let row = &crops.values[first + i * n..][..m];
+                for line_start in (0..m).step_by(CACHE_LINE / std::mem::size_of::<Complex32>()) {
+                    prefetch(&row[line_start]);
+                }
+                prefetch(&row[m - 1]);
+            }
+        };
+        let (fx, fy) = (f[0], f[1]);
+        let (gx, gy) = (1.0 - fx, 1.0 - fy);
+        // columns u of the block that land inside the canvas
+        let u0 = (-c).clamp(0, m as i64 + 1) as usize;
+        let u1 = (w - c).clamp(0, m as i64 + 1) as usize;
+        if u0 >= u1 {
+            continue;
+        }
+        // column weights of the block: gx, 1, …, 1, fx
+        column_weights.fill(1.0);
+        column_weights[0] = gx;
+        column_weights[m] = fx;
+        let crop_row = |i: usize| &crops.values[crop_start(k) + i * n..][..m];
+        for t in 0..=m {
+            if t < m {
+                fetch_row(t);
+            }
+            let row = r + t as i64;
+            if row < 0 || row >= h {
+                continue;
+            }
+            let row_weight = match t {
+                0 => gy,
+                t if t == m => fy,
+                _ => 1.0,
+            };
+            match t {
+                0 => rows.iter_mut().zip(crop_row(0)).for_each(|(d, v)| *d = v * gy),
+                t if t == m => rows.iter_mut().zip(crop_row(m - 1)).for_each(|(d, v)| *d = v * fy),
+                t => {
+                    let (below, above) = (crop_row(t), crop_row(t - 1));
+                    for ((d, b), a) in rows.iter_mut().zip(below).zip(above) {
+                        *d = b * gy + a * fy;
                     }
                 }
             }
+            line[0] = rows[0] * gx;
+            for u in 1..m {
+                line[u] = rows[u] * gx + rows[u - 1] * fx;
+            }
+            line[m] = rows[m - 1] * fx;
+            // c + u0 ≥ 0, so `at` is a canvas index
+            let at = (row * w + c + u0 as i64) as usize;
+            let len = u1 - u0;
+            for (d, v) in sum[at..at + len].iter_mut().zip(&line[u0..u1]) {
+                *d += v;
+            }
+            for (d, v) in coverage[at..at + len].iter_mut().zip(&column_weights[u0..u1]) {
+                *d += v * row_weight;
+            }
         }
     }
-    (sum, coverage)
+}
+
+/// Bytes in a cache line of the CPUs we tune for.
+const CACHE_LINE: usize = 64;
+
+/// How many crops ahead [`accumulate_host`] fetches, one row per block row.
+const AHEAD: usize = 2;
+
+/// A hint to load the cache line holding `value` (no effect on other CPUs).
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing and cannot fault; the address is a
+    // valid reference anyway.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(value as *const T as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 #[cfg(test)]
