@@ -23,7 +23,8 @@
 #  2. a few training steps on CPU and on CUDA from the same seed, losses and
 #     first gradients compared (cuDNN off; cuDNN with TF32 off; defaults);
 #     fp16 and bf16 training validated against fp32 (scripts/gpu_precision_check.sh:
-#     the same quick training in each, reconstructions compared; its bundles
+#     the same quick training in each, reconstructions compared, and fp16 and
+#     bf16 inference of those bundles against their fp32 inference; its bundles
 #     and datasets go to a scratch folder, its metrics to RESULTS_DIR/precision);
 #  3. training throughput, batch 16/64/256, fp32 (libtorch's defaults: TF32
 #     convolutions), and fp16 and bf16 autocast, against the plain-PyTorch reference on
@@ -143,7 +144,8 @@ if same.exists():
               f"first gradient {r['gradient_relative_difference']:.2e}, losses up to {r['max_loss_relative_difference']:.2e} "
               f"(relative): {['%.6g' % l for l in r['device_losses']]}")
 EOF
-# fp16 and bf16 against fp32: the reconstructions' metrics (one row per precision)
+# fp16 and bf16 against fp32: the reconstructions' metrics (one row per
+# precision of training, and per reduced-precision inference)
 if [ -s "$RESULTS/precision/metrics.csv" ]; then
     echo "precision check, reconstructions of the quickstart dataset's bottom half against its true object:" >>"$RESULTS/summary.txt"
     cat "$RESULTS/precision/metrics.csv" >>"$RESULTS/summary.txt"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fp16 and bf16 training validated against fp32: the same quick training
 # (gridsize 2) on the top half of the quickstart dataset in each precision,
-# each bundle's inference on the bottom half, and the reconstructions
+# each bundle's inference on the bottom half (in fp32, and a reduced-
+# precision bundle also in its own precision), and the reconstructions
 # compared with its true object.
 #
 #   scripts/gpu_precision_check.sh PTYCHO_BINARY RESULTS_DIR [DEVICE] [WORK_DIR]
@@ -39,6 +40,12 @@ for p in $PRECISIONS; do
     cp "$D/$p/history.csv" "$R/history-$p.csv"
     "$BIN" infer --bundle "$D/$p/wts.h5.zip" --data "$D/test.npz" --out "$D/$p.npz" --device "$DEVICE"
     recons+=(--recon "$D/$p.npz" --label "$p")
+    if [ "$p" != fp32 ]; then
+        # the same bundle inferred in its own precision, against the above
+        "$BIN" infer --bundle "$D/$p/wts.h5.zip" --data "$D/test.npz" --out "$D/$p-infer-$p.npz" \
+            --device "$DEVICE" --precision "$p"
+        recons+=(--recon "$D/$p-infer-$p.npz" --label "$p-infer-$p")
+    fi
 done
 "$BIN" compare --truth "$D/test.npz" "${recons[@]}" --out "$R"
 cat "$R/metrics.csv"

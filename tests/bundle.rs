@@ -10,7 +10,7 @@ use ptycho_workbench::bundle::{Bundle, BundleInputs, save_bundle};
 use ptycho_workbench::data::npy::{self, NpyData};
 use ptycho_workbench::model::ModelConfig;
 use ptycho_workbench::simulate::simulate_on;
-use ptycho_workbench::train::{SilentObserver, TrainConfig, TrainedModel, Trainer};
+use ptycho_workbench::train::{Precision, SilentObserver, TrainConfig, TrainedModel, Trainer};
 use tch::{Device, Kind, Tensor};
 
 fn trained_bundle(dir: &Path, gridsize: usize) -> PathBuf {
@@ -212,6 +212,29 @@ fn a_bundle_reconstructs_the_dataset_grid_and_ptycho_infer_writes_it() {
     }
     assert_eq!(recon.coverage[[0, 0]], 0.0);
     assert_eq!(recon.object[[0, 0]].norm(), 0.0);
+    // bf16 autocast on the CPU: close to fp32, but not the same arithmetic
+    let in_precision = |precision| {
+        b.reconstruct(
+            &ds,
+            &ptycho_workbench::recon::ReconConfig {
+                precision,
+                ..Default::default()
+            },
+        )
+    };
+    let bf16 = in_precision(Precision::Bf16).unwrap();
+    let (diff, norm) = bf16
+        .object
+        .iter()
+        .zip(&recon.object)
+        .fold((0f64, 0f64), |(d, n), (a, f)| {
+            (d + (a - f).norm_sqr() as f64, n + f.norm_sqr() as f64)
+        });
+    let rel = (diff / norm).sqrt();
+    assert!(rel > 1e-5 && rel < 0.05, "bf16 against fp32: {rel}");
+    assert_eq!(bf16.coverage, recon.coverage);
+    let e = in_precision(Precision::Fp16).unwrap_err().to_string();
+    assert!(e.contains("CUDA"), "{e}");
 
     let data = dir.path().join("data.npz");
     ptycho_workbench::data::write_npz(&ds, &data).unwrap();
@@ -249,6 +272,39 @@ fn a_bundle_reconstructs_the_dataset_grid_and_ptycho_infer_writes_it() {
         meta["bundle_sha256"],
         ptycho_workbench::bundle::save::sha256_hex(&std::fs::read(&path).unwrap())
     );
+    assert_eq!(meta["config"]["precision"], "fp32");
+
+    // --precision reaches the forward passes and the metadata; a bad one is refused
+    let infer = |precision: &str, out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_ptycho"))
+            .args(["infer", "--bundle"])
+            .arg(&path)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(out)
+            .args(["--device", "cpu", "--precision", precision])
+            .output()
+            .unwrap()
+    };
+    let out_bf16 = dir.path().join("recon-bf16.npz");
+    assert!(infer("bf16", &out_bf16).status.success());
+    let meta: serde_json::Value = serde_json::from_str(
+        &npy::read_npz(&out_bf16)
+            .unwrap()
+            .into_iter()
+            .find_map(|(n, a)| match (n.as_str(), a.unwrap().data) {
+                ("_metadata", NpyData::Str(m)) => Some(m[0].clone()),
+                _ => None,
+            })
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["config"]["precision"], "bf16");
+    let bad = infer("fp8", &dir.path().join("never.npz"));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`fp8` is not one of"));
+    assert!(!dir.path().join("never.npz").exists());
 }
 
 /// Gridsize 2: the merged object is stitched at every member's position by

@@ -157,6 +157,10 @@ enum Command {
         /// auto, cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: String,
+        /// fp32, fp32-strict (TF32 off in cuDNN), fp16 (CUDA autocast) or
+        /// bf16 (autocast, CUDA or CPU) for the network's forward passes.
+        #[arg(long, default_value = "fp32")]
+        precision: String,
     },
 }
 
@@ -898,18 +902,21 @@ fn run(cli: Cli) -> Result<()> {
             crop_px,
             stitch_at,
             device,
+            precision,
         } => {
             let stitch_at = match stitch_at.as_str() {
                 "members" => StitchAt::Members,
                 "centroids" => StitchAt::Centroids,
                 other => bail!("--stitch-at: `{other}` is not members or centroids"),
             };
+            let precision: ptycho_workbench::train::Precision = precision.parse()?;
             let device = ptycho_workbench::array::parse_device(&device)?;
             let b = Bundle::load(&bundle, device)?;
             let ds = data::read_dataset(&input)?;
             let cfg = ReconConfig {
                 crop_px,
                 stitch_at,
+                precision,
                 ..ReconConfig::default()
             };
             let recon = b.reconstruct(&ds, &cfg)?;

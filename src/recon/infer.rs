@@ -17,7 +17,7 @@ use crate::data::{Dataset, npy};
 use crate::error::{Error, Result};
 use crate::grouping::{GroupingConfig, group};
 use crate::model::input_scale;
-use crate::train::TrainedModel;
+use crate::train::{Precision, TrainedModel};
 
 /// How to reconstruct.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +32,9 @@ pub struct ReconConfig {
     pub seed: u64,
     /// Where a gridsize-2 PINN's merged object is stitched from.
     pub stitch_at: StitchAt,
+    /// Arithmetic of the forward passes: fp32 (default), fp32-strict, or
+    /// autocast to fp16 (CUDA) or bf16; the stitching is float32 always.
+    pub precision: Precision,
 }
 
 /// Where the crops of a group's merged object are stitched (gridsize 2
@@ -60,6 +63,7 @@ impl Default for ReconConfig {
             k_neighbours: 4,
             seed: 0,
             stitch_at: StitchAt::Members,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -113,6 +117,8 @@ impl Bundle {
             ));
         }
         let device = self.model.var_store().device();
+        cfg.precision.check(device)?;
+        cfg.precision.apply(device)?;
         crate::runtime::tune_cudnn(device);
         let _guard = tch::no_grad_guard();
         let groups = group(
@@ -148,14 +154,16 @@ impl Bundle {
             let x = diffraction.index_select(0, &members).view([len, c, n, n]);
             let o = offsets.narrow(0, start, len);
             let centres = centroids.narrow(0, start, len);
-            let (patches, at) = match &self.model {
-                TrainedModel::Pinn(m) if c > 1 && cfg.stitch_at == StitchAt::Members => (
-                    m.diffraction_to_member_patches(&x, &o)?.view([len * c, n, n]),
-                    (centres.unsqueeze(1) + o.to_kind(Kind::Double)).view([len * c, 2]),
-                ),
-                TrainedModel::Pinn(m) => (m.diffraction_to_obj(&x, &o)?, centres),
-                TrainedModel::Supervised(m) => (m.diffraction_to_obj(&x)?, centres),
-            };
+            let (patches, at) = cfg.precision.run(device, || -> Result<(Tensor, Tensor)> {
+                Ok(match &self.model {
+                    TrainedModel::Pinn(m) if c > 1 && cfg.stitch_at == StitchAt::Members => (
+                        m.diffraction_to_member_patches(&x, &o)?.view([len * c, n, n]),
+                        (centres.unsqueeze(1) + o.to_kind(Kind::Double)).view([len * c, 2]),
+                    ),
+                    TrainedModel::Pinn(m) => (m.diffraction_to_obj(&x, &o)?, centres),
+                    TrainedModel::Supervised(m) => (m.diffraction_to_obj(&x)?, centres),
+                })
+            })??;
             let t = Instant::now();
             let (s, cov) = accumulate(&patches, &at, cfg.crop_px, h as i64, w as i64)?;
             sum += s;
