@@ -30,7 +30,8 @@
 #     convolutions), and fp16 and bf16 autocast, against the plain-PyTorch reference on
 #     the same GPU (FLOP/s as a fraction of the measured matmul peak), both
 #     with cuDNN's autotuner on, and at batch 64 with it off on both sides
-#     (PyTorch's default) and in fp32-strict (TF32 off on both sides);
+#     (PyTorch's default), in fp32-strict (TF32 off on both sides) and with
+#     our activations in NCHW (PTYCHO_CHANNELS_LAST=0) instead of channels-last;
 #  4. inference positions/s at N = 64 and N = 128 (fp32; N = 64 also fp16, bf16);
 #  5. the iterative solver and stitching on the GPU;
 #  6. the whole suite (`bench all --quick`), its JSON record in RESULTS_DIR/suite;
@@ -102,6 +103,8 @@ if [ "$DEVICE" != cpu ]; then  # fp16 autocast and cuDNN are CUDA's
     step train-b64-bf16 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --rounds 1 --precision bf16 --json
     # TF32 off in cuDNN's convolutions on both sides (true float32 arithmetic)
     step train-b64-fp32-strict "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --rounds 1 --precision fp32-strict --json
+    # our activations in NCHW, as the reference's (channels-last is our default)
+    step train-b64-fp32-nchw env PTYCHO_CHANNELS_LAST=0 "$BIN" bench train --device "$DEVICE" --batch-size 64 --steps "$STEPS" --rounds 1 --json
 else  # bf16 autocast runs on the CPU too
     step train-b16-bf16 "$BIN" bench train --device "$DEVICE" --batch-size 16 --steps "$STEPS" --rounds 1 --precision bf16 --json
 fi

@@ -301,6 +301,31 @@ fn a_bundle_reconstructs_the_dataset_grid_and_ptycho_infer_writes_it() {
     )
     .unwrap();
     assert_eq!(meta["config"]["precision"], "bf16");
+    // the network's activations in NCHW (PTYCHO_CHANNELS_LAST=0) give the
+    // same object as the default channels-last layout, to float rounding
+    let nchw_out = dir.path().join("recon-nchw.npz");
+    let status = Command::new(env!("CARGO_BIN_EXE_ptycho"))
+        .env("PTYCHO_CHANNELS_LAST", "0")
+        .args(["infer", "--bundle"])
+        .arg(&path)
+        .args(["--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&nchw_out)
+        .args(["--device", "cpu"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (a, b) = (
+        complex(&npz_member(&out, "object")),
+        complex(&npz_member(&nchw_out, "object")),
+    );
+    let peak = a.iter().map(|z| z.norm()).fold(0f32, f32::max);
+    let d = a.iter().zip(&b).map(|(x, y)| (x - y).norm()).fold(0f32, f32::max);
+    assert!(
+        peak > 0.0 && d <= 1e-4 * peak,
+        "NCHW and channels-last differ by {d} (peak {peak})"
+    );
     let bad = infer("fp8", &dir.path().join("never.npz"));
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`fp8` is not one of"));

@@ -43,7 +43,19 @@ impl DoubleConv {
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.b.forward(&self.a.forward(x).relu()).relu()
+        self.b.forward(&self.a.forward(&channels_last(x)).relu()).relu()
+    }
+}
+
+/// `x` (`[B, C, H, W]`) with channels-last strides when
+/// [`crate::runtime::channels_last`] is on: one copy for a tensor in
+/// another layout, none for one already channels-last (the convolutions,
+/// pooling and upsampling after it keep the layout).
+fn channels_last(x: &Tensor) -> Tensor {
+    if crate::runtime::channels_last() {
+        x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    } else {
+        x.shallow_clone()
     }
 }
 
@@ -159,7 +171,12 @@ impl PinnDecoder {
         }
     }
 
+    /// The output is contiguous (NCHW) whatever the activations' layout.
     pub fn forward(&self, z: &Tensor) -> Tensor {
+        self.forward_any_layout(z).contiguous()
+    }
+
+    fn forward_any_layout(&self, z: &Tensor) -> Tensor {
         let h = self.base.forward(z);
         let ch = h.size()[1];
         let centre = self.activate(&self.centre.forward(&h.narrow(1, 0, ch - BORDER_CHANNELS)));
@@ -221,7 +238,8 @@ impl PlainDecoder {
         }
     }
 
+    /// The output is contiguous (NCHW) whatever the activations' layout.
     pub fn forward(&self, z: &Tensor) -> Tensor {
-        self.out.forward(&self.up.forward(z))
+        self.out.forward(&self.up.forward(z)).contiguous()
     }
 }
