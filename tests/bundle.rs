@@ -238,18 +238,30 @@ fn a_bundle_reconstructs_the_dataset_grid_and_ptycho_infer_writes_it() {
 
     let data = dir.path().join("data.npz");
     ptycho_workbench::data::write_npz(&ds, &data).unwrap();
+    // `ptycho infer` of this bundle on `data` into `out`, with extra
+    // arguments and environment
+    let infer = |out: &Path, args: &[&str], envs: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_ptycho"))
+            .envs(envs.iter().copied())
+            .args(["infer", "--bundle"])
+            .arg(&path)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(out)
+            .args(["--device", "cpu"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let metadata = |out: &Path| -> serde_json::Value {
+        let NpyData::Str(meta) = npz_member(out, "_metadata").data else {
+            panic!("no metadata")
+        };
+        serde_json::from_str(&meta[0]).unwrap()
+    };
     let out = dir.path().join("recon.npz");
-    let status = Command::new(env!("CARGO_BIN_EXE_ptycho"))
-        .args(["infer", "--bundle"])
-        .arg(&path)
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .args(["--device", "cpu"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(infer(&out, &[], &[]).status.success());
     let members = npy::read_npz(&out).unwrap();
     let get = |k: &str| {
         members
@@ -264,10 +276,7 @@ fn a_bundle_reconstructs_the_dataset_grid_and_ptycho_infer_writes_it() {
     assert_eq!(get("object").shape, [96, 96]);
     assert!(matches!(get("object").data, NpyData::C64(_)));
     assert!(matches!(get("coverage").data, NpyData::F32(_)));
-    let NpyData::Str(meta) = get("_metadata").data else {
-        panic!("no metadata")
-    };
-    let meta: serde_json::Value = serde_json::from_str(&meta[0]).unwrap();
+    let meta = metadata(&out);
     assert_eq!(
         meta["bundle_sha256"],
         ptycho_workbench::bundle::save::sha256_hex(&std::fs::read(&path).unwrap())
@@ -275,47 +284,13 @@ fn a_bundle_reconstructs_the_dataset_grid_and_ptycho_infer_writes_it() {
     assert_eq!(meta["config"]["precision"], "fp32");
 
     // --precision reaches the forward passes and the metadata; a bad one is refused
-    let infer = |precision: &str, out: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_ptycho"))
-            .args(["infer", "--bundle"])
-            .arg(&path)
-            .arg("--data")
-            .arg(&data)
-            .arg("--out")
-            .arg(out)
-            .args(["--device", "cpu", "--precision", precision])
-            .output()
-            .unwrap()
-    };
     let out_bf16 = dir.path().join("recon-bf16.npz");
-    assert!(infer("bf16", &out_bf16).status.success());
-    let meta: serde_json::Value = serde_json::from_str(
-        &npy::read_npz(&out_bf16)
-            .unwrap()
-            .into_iter()
-            .find_map(|(n, a)| match (n.as_str(), a.unwrap().data) {
-                ("_metadata", NpyData::Str(m)) => Some(m[0].clone()),
-                _ => None,
-            })
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(meta["config"]["precision"], "bf16");
+    assert!(infer(&out_bf16, &["--precision", "bf16"], &[]).status.success());
+    assert_eq!(metadata(&out_bf16)["config"]["precision"], "bf16");
     // the network's activations in NCHW (PTYCHO_CHANNELS_LAST=0) give the
     // same object as the default channels-last layout, to float rounding
     let nchw_out = dir.path().join("recon-nchw.npz");
-    let status = Command::new(env!("CARGO_BIN_EXE_ptycho"))
-        .env("PTYCHO_CHANNELS_LAST", "0")
-        .args(["infer", "--bundle"])
-        .arg(&path)
-        .args(["--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&nchw_out)
-        .args(["--device", "cpu"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(infer(&nchw_out, &[], &[("PTYCHO_CHANNELS_LAST", "0")]).status.success());
     let (a, b) = (
         complex(&npz_member(&out, "object")),
         complex(&npz_member(&nchw_out, "object")),
@@ -326,7 +301,7 @@ fn a_bundle_reconstructs_the_dataset_grid_and_ptycho_infer_writes_it() {
         peak > 0.0 && d <= 1e-4 * peak,
         "NCHW and channels-last differ by {d} (peak {peak})"
     );
-    let bad = infer("fp8", &dir.path().join("never.npz"));
+    let bad = infer(&dir.path().join("never.npz"), &["--precision", "fp8"], &[]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`fp8` is not one of"));
     assert!(!dir.path().join("never.npz").exists());
