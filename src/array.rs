@@ -79,6 +79,67 @@ pub fn c64_to_tensor<D: Dimension>(a: &Array<Complex32, D>, device: Device) -> T
         .to_device(device)
 }
 
+/// Element types whose tensors [`host_values`] can borrow.
+pub trait HostElement: Copy {
+    /// The tensor kind holding this type.
+    const KIND: Kind;
+}
+
+impl HostElement for f32 {
+    const KIND: Kind = Kind::Float;
+}
+
+impl HostElement for Complex32 {
+    const KIND: Kind = Kind::ComplexFloat;
+}
+
+/// An error unless `t` is a contiguous CPU tensor of `T`'s kind.
+fn check_host<T: HostElement>(t: &Tensor) -> Result<()> {
+    if t.device() != Device::Cpu || !t.is_contiguous() || t.kind() != T::KIND {
+        return Err(Error::value(
+            "tensor",
+            format!(
+                "expected a contiguous CPU {:?} tensor, got a {}{:?} {:?} one",
+                T::KIND,
+                if t.is_contiguous() { "" } else { "strided " },
+                t.device(),
+                t.kind()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The values of `t` in memory order, borrowed without a copy; an error
+/// unless `t` is a contiguous CPU tensor of `T`'s kind.
+pub fn host_values<T: HostElement>(t: &Tensor) -> Result<&[T]> {
+    check_host::<T>(t)?;
+    let len = t.numel();
+    if len == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: `t` is a contiguous CPU tensor of `len` values of `T`'s kind
+    // (checked above; `data_ptr` includes the storage offset), and the
+    // slice borrows `t`, so the storage outlives it.
+    Ok(unsafe { std::slice::from_raw_parts(t.data_ptr() as *const T, len) })
+}
+
+/// [`host_values`], writable: for filling a tensor in place on the host.
+///
+/// # Safety
+/// No other tensor (a view or a shallow clone) may share `t`'s storage while
+/// the slice lives; a tensor the caller has just created satisfies this.
+pub unsafe fn host_values_mut<T: HostElement>(t: &mut Tensor) -> Result<&mut [T]> {
+    check_host::<T>(t)?;
+    let len = t.numel();
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    // SAFETY: as in `host_values`, and the caller guarantees that nothing
+    // else reads or writes the storage while the slice lives.
+    Ok(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut T, len) })
+}
+
 /// Any real tensor (any device, any float kind) → f32 array with its shape.
 pub fn tensor_to_f32(t: &Tensor) -> Result<ArrayD<f32>> {
     let shape = tensor_shape(t);
@@ -106,6 +167,28 @@ pub fn tensor_to_c64(t: &Tensor) -> Result<ArrayD<Complex32>> {
 mod tests {
     use super::*;
     use ndarray::{Array2, array};
+
+    #[test]
+    fn host_values_borrow_contiguous_cpu_tensors_only() {
+        let t = Tensor::arange(12, (Kind::Float, Device::Cpu)).view([3, 4]);
+        let expected = Vec::<f32>::try_from(&t.view(-1)).unwrap();
+        assert_eq!(host_values::<f32>(&t).unwrap(), expected.as_slice());
+        // a narrowed row starts at its storage offset
+        let row = t.narrow(0, 1, 1);
+        assert_eq!(host_values::<f32>(&row).unwrap(), &expected[4..8]);
+        let z = Tensor::complex(&t, &(-&t));
+        assert_eq!(host_values::<Complex32>(&z).unwrap()[5], Complex32::new(5.0, -5.0));
+        // strided, another kind, and a write into a new tensor
+        let e = host_values::<f32>(&t.tr()).unwrap_err().to_string();
+        assert!(e.contains("strided"), "{e}");
+        assert!(host_values::<Complex32>(&t).is_err());
+        assert!(host_values::<f32>(&t.to_kind(Kind::Double)).is_err());
+        let mut out = Tensor::zeros([2, 2], (Kind::Float, Device::Cpu));
+        // SAFETY: `out` is new and shares its storage with nothing
+        let values = unsafe { host_values_mut::<f32>(&mut out).unwrap() };
+        values[3] = 7.0;
+        assert_eq!(out.double_value(&[1, 1]), 7.0);
+    }
 
     #[test]
     fn complex_round_trip_is_exact() {

@@ -13,6 +13,7 @@ use num_complex::Complex32;
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
+use crate::array::host_values;
 use crate::error::{Error, Result};
 
 /// Patterns per chunk: 32 patterns of 64² are 1 MiB of complex64, about a
@@ -189,17 +190,14 @@ fn intensities_of(waves: &mut [Complex32], n: usize, count: usize, dst: &mut [f3
         input.f_fft_fft2(None::<&[i64]>, [-2, -1], "backward")?.contiguous()
     };
     let len = count * n * n;
-    if spectrum.numel() != len || spectrum.kind() != Kind::ComplexFloat {
+    if spectrum.numel() != len {
         return Err(Error::shape(
             "spectrum",
             format!("{shape:?} complex64"),
             format!("{:?} {:?}", spectrum.size(), spectrum.kind()),
         ));
     }
-    // SAFETY: `spectrum` is a contiguous complex64 CPU tensor of `len`
-    // values (checked above), alive for the slice's lifetime.
-    let values = unsafe { std::slice::from_raw_parts(spectrum.data_ptr() as *const Complex32, len) };
-    squared_magnitudes(values, dst);
+    squared_magnitudes(host_values::<Complex32>(&spectrum)?, dst);
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 use num_complex::Complex32;
 use tch::{Kind, Tensor};
 
+use crate::array::{host_values, host_values_mut};
 use crate::error::{Error, Result};
 
 /// Places and averages patch crops on an `[H, W]` canvas.
@@ -120,27 +121,16 @@ fn place(positions_px: &Tensor, crop: i64, h: i64, w: i64) -> Result<Placed> {
 /// crops in place and writing straight into the returned tensors.
 fn scatter_on_host(patches: &Tensor, placed: &Placed, crop: i64, h: i64, w: i64) -> Result<(Tensor, Tensor)> {
     let patches = patches.to_kind(Kind::ComplexFloat).contiguous();
-    let s = patches.size();
-    let (n, len) = (s[1] as usize, patches.numel());
-    // SAFETY: `patches` is a contiguous complex64 CPU tensor (the caller
-    // checked the device) of `len` values, alive while the slice is used.
-    let values = unsafe { std::slice::from_raw_parts(patches.data_ptr() as *const Complex32, len) };
-    let sum = Tensor::zeros([h, w], (Kind::ComplexFloat, tch::Device::Cpu));
-    let coverage = Tensor::zeros([h, w], (Kind::Float, tch::Device::Cpu));
-    let hw = (h * w) as usize;
-    // SAFETY: both are new contiguous CPU tensors of `hw` elements of the
-    // slices' types, owned here and not aliased while the slices live.
-    let (sum_values, coverage_values) = unsafe {
-        (
-            std::slice::from_raw_parts_mut(sum.data_ptr() as *mut Complex32, hw),
-            std::slice::from_raw_parts_mut(coverage.data_ptr() as *mut f32, hw),
-        )
-    };
     let crops = Crops {
-        values,
-        n,
+        values: host_values(&patches)?,
+        n: patches.size()[1] as usize,
         crop: crop as usize,
     };
+    let mut sum = Tensor::zeros([h, w], (Kind::ComplexFloat, tch::Device::Cpu));
+    let mut coverage = Tensor::zeros([h, w], (Kind::Float, tch::Device::Cpu));
+    // SAFETY: both tensors were just created here and share their storage
+    // with nothing.
+    let (sum_values, coverage_values) = unsafe { (host_values_mut(&mut sum)?, host_values_mut(&mut coverage)?) };
     accumulate_host(&crops, placed, Canvas { h, w }, sum_values, coverage_values);
     Ok((sum, coverage))
 }
@@ -229,19 +219,14 @@ pub fn average(sum: &Tensor, coverage: &Tensor) -> Result<Tensor> {
     }
     let sum = sum.to_kind(Kind::ComplexFloat).contiguous();
     let coverage = coverage.to_kind(Kind::Float).contiguous();
-    let out = Tensor::empty(sum.size(), (Kind::ComplexFloat, tch::Device::Cpu));
-    let len = sum.numel();
-    // SAFETY: three contiguous CPU tensors of `len` elements of the slices'
-    // types (converted above; `out` is new and not aliased), alive while the
-    // slices are used.
-    let (s, c, o) = unsafe {
-        (
-            std::slice::from_raw_parts(sum.data_ptr() as *const Complex32, len),
-            std::slice::from_raw_parts(coverage.data_ptr() as *const f32, len),
-            std::slice::from_raw_parts_mut(out.data_ptr() as *mut Complex32, len),
-        )
-    };
-    for ((o, &s), &c) in o.iter_mut().zip(s).zip(c) {
+    let mut out = Tensor::empty(sum.size(), (Kind::ComplexFloat, tch::Device::Cpu));
+    // SAFETY: `out` was just created here and shares its storage with nothing.
+    let o = unsafe { host_values_mut::<Complex32>(&mut out)? };
+    for ((o, &s), &c) in o
+        .iter_mut()
+        .zip(host_values::<Complex32>(&sum)?)
+        .zip(host_values::<f32>(&coverage)?)
+    {
         *o = if c > COVERED { s / c } else { Complex32::default() };
     }
     Ok(out)
