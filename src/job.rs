@@ -93,7 +93,11 @@ pub fn train_job(spec: &JobSpec, observer: &mut dyn TrainObserver) -> Result<Job
 }
 
 fn run(spec: &JobSpec, observer: &mut dyn TrainObserver, result: &mut JobResult) -> Result<()> {
-    let config = serde_json::to_vec_pretty(spec).expect("spec serialises");
+    let resolved = JobSpec {
+        train: spec.train.resolved_for(&spec.model),
+        ..spec.clone()
+    };
+    let config = serde_json::to_vec_pretty(&resolved).expect("spec serialises");
     write_bytes_atomic(&spec.out_dir.join(CONFIG_FILE), &config)?;
     let device = parse_device(&spec.device)?;
     let ds = read_dataset(&spec.train_data)?;

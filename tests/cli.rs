@@ -308,11 +308,17 @@ fn train_writes_a_bundle_and_a_result_record_and_inspect_reads_it() -> TestResul
     }
     let history = std::fs::read_to_string(dir.path().join("run/history.csv"))?;
     assert_eq!(history.lines().count(), 3, "{history}");
+    // the saved configuration is the one the run used: groups of 4, not the
+    // grouping field's default of 1
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("run/config.json"))?)?;
+    assert_eq!(config["model"]["gridsize"], 2);
+    assert_eq!(config["train"]["grouping"]["gridsize"], 2);
 
     let out = ptycho(&["bundle", "inspect", &p("run/wts.h5.zip"), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let m: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(m["model_config"]["gridsize"], 2);
+    assert_eq!(m["train_config"]["grouping"]["gridsize"], 2);
     assert_eq!(m["format"], "ptycho-workbench/bundle");
     Ok(())
 }

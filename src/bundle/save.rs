@@ -130,7 +130,8 @@ pub fn save_bundle(inputs: &BundleInputs<'_>, dir: &Path) -> Result<PathBuf> {
         intensity_scale,
         input_scale: outcome.input_scale,
         model_config: serde_json::to_value(model.config()).expect("config serialises"),
-        train_config: serde_json::to_value(inputs.train_config).expect("config serialises"),
+        train_config: serde_json::to_value(inputs.train_config.resolved_for(model.config()))
+            .expect("config serialises"),
         data: serde_json::to_value(ds.summary()).expect("summary serialises"),
         torchscript: TorchScriptInfo {
             file: members::TORCHSCRIPT.into(),

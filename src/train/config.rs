@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::grouping::GroupingConfig;
-use crate::model::LossWeights;
+use crate::model::{LossWeights, ModelConfig};
 
 /// How the learning rate moves during training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +224,16 @@ impl TrainConfig {
                 Some(lo + 0.5 * (hi - lo) * (1.0 + (std::f64::consts::PI * p).cos()))
             }
         }
+    }
+
+    /// This configuration as training with `model` uses it: the grouping's
+    /// gridsize is the model's (the field's own value is not read). Saved
+    /// configurations (a job's `config.json`, a bundle's manifest) record
+    /// this form, so they never show a gridsize the run did not use.
+    pub fn resolved_for(&self, model: &ModelConfig) -> TrainConfig {
+        let mut c = self.clone();
+        c.grouping.gridsize = model.gridsize;
+        c
     }
 
     /// Checks every field, naming the first bad one.
