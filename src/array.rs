@@ -93,6 +93,10 @@ impl HostElement for Complex32 {
     const KIND: Kind = Kind::ComplexFloat;
 }
 
+impl HostElement for i64 {
+    const KIND: Kind = Kind::Int64;
+}
+
 /// An error unless `t` is a contiguous CPU tensor of `T`'s kind.
 fn check_host<T: HostElement>(t: &Tensor) -> Result<()> {
     if t.device() != Device::Cpu || !t.is_contiguous() || t.kind() != T::KIND {

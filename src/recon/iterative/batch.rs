@@ -1,6 +1,9 @@
 //! What every solver does with a mini-batch: gather patches, propagate, and
 //! scatter-add object updates back; plus the normalisers they share.
-use tch::{Kind, Tensor};
+use num_complex::Complex32;
+use tch::{Device, Kind, Tensor};
+
+use crate::array::{host_values, host_values_mut};
 
 /// The solver's unknowns, on the device.
 pub(crate) struct State {
@@ -102,4 +105,234 @@ pub(crate) fn illumination(probe: &Tensor, batch: &Batch, len: i64) -> Tensor {
     let n = probe.size()[0];
     let p2 = modulus(probe).square();
     scatter(&p2.unsqueeze(0).expand([batch.size, n, n], false), batch, len)
+}
+
+/// Sums over a batch's windows on the padded grid, in two grids that stay
+/// zero between batches: a batch adds into the pixels it covers, reads them
+/// back and clears them, so it costs `O(B·N²)` whatever the object's size
+/// (fresh full-grid sums and a full-grid normaliser cost `O(grid)` per batch,
+/// which dominates on large objects). On the CPU this is one host loop over
+/// the window pixels (libtorch's indexed adds, gathers and fills cost more
+/// per pixel than the dense element-wise ops they replace); elsewhere it is
+/// `index_add_` / `index_select` / `index_fill_`. Both give the full-grid
+/// formula's values bit for bit on the CPU (the sums are taken in the
+/// same order, the normaliser with the same float32 operations).
+pub(crate) struct WindowSums {
+    /// `Σ_b values_b` `[len]` complex64.
+    values: Tensor,
+    /// `S = Σ_b |P|²` `[len]` f32.
+    illumination: Tensor,
+}
+
+impl WindowSums {
+    pub fn new(len: i64, device: Device) -> WindowSums {
+        WindowSums {
+            values: Tensor::zeros([len], (Kind::ComplexFloat, device)),
+            illumination: Tensor::zeros([len], (Kind::Float, device)),
+        }
+    }
+
+    /// The preconditioned object direction at every window pixel of the
+    /// batch, `factor·Σ_b values_b / ((1 − w)·S + w·max S)` with
+    /// `S = Σ_b |P|²`, both sums taken over the batch's windows at each grid
+    /// pixel. Overlapping windows read the same sums. Outside the windows the
+    /// direction is zero (`Σ values = 0` there), which is why it is only
+    /// formed inside them; `max S` over the windows is `max S` over the grid.
+    ///
+    /// # Shapes
+    /// `values`: `[B, N, N]` complex64; `probe`: `[N, N]` complex64;
+    /// returns `[B, N, N]` complex64.
+    pub fn direction(
+        &mut self,
+        values: &Tensor,
+        probe: &Tensor,
+        batch: &Batch,
+        max_weight: f64,
+        factor: f64,
+    ) -> Tensor {
+        let p2 = modulus(probe).square();
+        if self.values.device() == Device::Cpu {
+            self.direction_on_host(&values.contiguous(), &p2.contiguous(), batch, max_weight, factor)
+        } else {
+            self.direction_with_tensors(values, &p2, batch, max_weight, factor)
+        }
+    }
+
+    /// [`WindowSums::direction`] with libtorch's indexed ops (any device).
+    fn direction_with_tensors(
+        &mut self,
+        values: &Tensor,
+        p2: &Tensor,
+        batch: &Batch,
+        max_weight: f64,
+        factor: f64,
+    ) -> Tensor {
+        let shape = values.size();
+        let power = p2.unsqueeze(0).expand(&shape, false).reshape([-1]);
+        let _ = self.illumination.index_add_(0, &batch.index, &power);
+        let _ = self.values.index_add_(0, &batch.index, &values.reshape([-1]));
+        let s = self.illumination.index_select(0, &batch.index);
+        let sum = self.values.index_select(0, &batch.index);
+        let _ = self.illumination.index_fill_(0, &batch.index, 0.0);
+        let _ = self.values.index_fill_(0, &batch.index, 0.0);
+        scale_complex(&sum, &(normaliser(&s, max_weight).reciprocal() * factor)).view(shape.as_slice())
+    }
+
+    /// [`WindowSums::direction`] as host loops over contiguous CPU tensors,
+    /// with the tensor path's float32 operations in its order: sums in
+    /// index order, `S·(1 − w) + max S·w`, its reciprocal, times `factor`,
+    /// times the sum's real and imaginary parts.
+    fn direction_on_host(
+        &mut self,
+        values: &Tensor,
+        p2: &Tensor,
+        batch: &Batch,
+        max_weight: f64,
+        factor: f64,
+    ) -> Tensor {
+        let mut out = Tensor::empty(values.size(), (Kind::ComplexFloat, Device::Cpu));
+        let index: &[i64] = host_values(&batch.index).expect("the batch's indices are a contiguous CPU i64 tensor");
+        let values: &[Complex32] = host_values(values).expect("contiguous CPU complex64 values");
+        let p2: &[f32] = host_values(p2).expect("contiguous CPU f32 probe power");
+        assert_eq!(index.len(), values.len(), "one index per value");
+        // SAFETY: the two grids are this struct's own (never viewed or shared)
+        // and `out` was just created; nothing else touches their storage.
+        let (sum, s, out_values) = unsafe {
+            (
+                host_values_mut::<Complex32>(&mut self.values).expect("complex64 grid"),
+                host_values_mut::<f32>(&mut self.illumination).expect("f32 grid"),
+                host_values_mut::<Complex32>(&mut out).expect("fresh complex64 tensor"),
+            )
+        };
+        for ((&i, &v), &p) in index.iter().zip(values).zip(p2.iter().cycle()) {
+            let i = i as usize;
+            sum[i] += v;
+            s[i] += p;
+        }
+        // NaN propagates, as in libtorch's max
+        let max_s = index.iter().map(|&i| s[i as usize]).fold(f32::NEG_INFINITY, |m, v| {
+            if m.is_nan() || v.is_nan() { f32::NAN } else { m.max(v) }
+        });
+        let (keep, bright, factor) = ((1.0 - max_weight) as f32, max_s * max_weight as f32, factor as f32);
+        for (o, &i) in out_values.iter_mut().zip(index) {
+            let i = i as usize;
+            let scale = (1.0 / (s[i] * keep + bright)) * factor;
+            *o = Complex32::new(sum[i].re * scale, sum[i].im * scale);
+        }
+        for &i in index {
+            sum[i as usize] = Complex32::new(0.0, 0.0);
+            s[i as usize] = 0.0;
+        }
+        out
+    }
+}
+
+/// Writes `patches + step` (`[B, N, N]` complex64) back at the batch's
+/// windows: the object becomes `O + step` there and is untouched elsewhere.
+/// Windows that overlap carry the same values (the same old pixel plus the
+/// same summed step), so the order of the writes does not matter.
+pub(crate) fn add_at_windows(state: &mut State, batch: &Batch, patches: &Tensor, step: &Tensor) {
+    let updated = (patches + step).reshape([-1]);
+    let on_host = state.object.device() == Device::Cpu;
+    write_at_windows(&mut state.object, &batch.index, &updated, on_host);
+}
+
+/// `object[index[k]] = values[k]`: a host loop on the CPU (`on_host`), else
+/// `index_put_`.
+fn write_at_windows(object: &mut Tensor, index: &Tensor, values: &Tensor, on_host: bool) {
+    if on_host {
+        let index: &[i64] = host_values(index).expect("the batch's indices are a contiguous CPU i64 tensor");
+        let values: &[Complex32] = host_values(values).expect("contiguous CPU complex64 values");
+        assert_eq!(index.len(), values.len(), "one index per value");
+        // SAFETY: the solver's object is never viewed or shared while it runs
+        // (the patches are gathered copies).
+        let object = unsafe { host_values_mut::<Complex32>(object) }.expect("contiguous complex64 object");
+        for (&i, &v) in index.iter().zip(values) {
+            object[i as usize] = v;
+        }
+    } else {
+        let _ = object.index_put_(&[Some(index)], values, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two overlapping 2×2 windows and one apart on a 4×5 grid.
+    fn batch() -> Batch {
+        let starts = [0i64, 6, 13];
+        let index: Vec<i64> = starts.iter().flat_map(|s| [*s, s + 1, s + 5, s + 6]).collect();
+        Batch {
+            index: Tensor::from_slice(&index),
+            amplitude: Tensor::zeros([3, 2, 2], (Kind::Float, Device::Cpu)),
+            size: 3,
+        }
+    }
+
+    fn complex(re: &[f32], im: &[f32], shape: &[i64]) -> Tensor {
+        Tensor::complex(&Tensor::from_slice(re), &Tensor::from_slice(im)).view(shape)
+    }
+
+    #[test]
+    fn the_window_direction_is_the_full_grid_formula_read_at_the_windows_and_leaves_the_sums_zero() {
+        let b = batch();
+        let len = 20;
+        let probe = complex(&[1.0, 0.5, -0.25, 2.0], &[0.0, 0.5, 1.0, -1.0], &[2, 2]);
+        let re: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
+        let im: Vec<f32> = (0..12).map(|i| (i as f32 * 0.73).cos()).collect();
+        let values = complex(&re, &im, &[3, 2, 2]);
+        let (w, factor) = (0.3, 0.8);
+        // dense: Σ values and S on the whole grid, normalised everywhere, read at the windows
+        let s = illumination(&probe, &b, len);
+        let dense = scale_complex(&scatter(&values, &b, len), &(normaliser(&s, w).reciprocal() * factor))
+            .index_select(0, &b.index)
+            .view([3, 2, 2]);
+        let p2 = modulus(&probe).square();
+        for host in [true, false] {
+            let mut sums = WindowSums::new(len, Device::Cpu);
+            for _ in 0..2 {
+                // the second call sees grids the first one cleared
+                let got = if host {
+                    sums.direction_on_host(&values, &p2, &b, w, factor)
+                } else {
+                    sums.direction_with_tensors(&values, &p2, &b, w, factor)
+                };
+                assert_eq!(got.size(), [3, 2, 2]);
+                assert!(got.equal(&dense), "host {host}: {got} vs {dense}");
+                assert_eq!(sums.values.abs().max().double_value(&[]), 0.0);
+                assert_eq!(sums.illumination.abs().max().double_value(&[]), 0.0);
+            }
+        }
+        // by hand at grid pixel 6, where windows 0 and 1 overlap: |P|² = [1, 0.5, 1.0625, 5],
+        // S(6) = 5 + 1 = 6 is also max S, so the normaliser is 6 there
+        let expected = (values.reshape([-1]).get(3) + values.reshape([-1]).get(4)) * (factor / 6.0);
+        for flat in [3, 4] {
+            let got = dense.reshape([-1]).get(flat);
+            assert!((got - &expected).abs().double_value(&[]) < 1e-6);
+        }
+    }
+
+    #[test]
+    fn adding_at_windows_changes_only_the_windows() {
+        let b = batch();
+        let object = complex(&(0..20).map(|i| i as f32).collect::<Vec<_>>(), &[0.5; 20], &[20]);
+        let patches = object.index_select(0, &b.index).view([3, 2, 2]);
+        // the same step at both copies of the shared pixel, as `direction` gives
+        let step = Tensor::ones([3, 2, 2], (Kind::ComplexFloat, Device::Cpu));
+        let mut state = State {
+            object: object.copy(),
+            probe: Tensor::ones([2, 2], (Kind::ComplexFloat, Device::Cpu)),
+        };
+        add_at_windows(&mut state, &b, &patches, &step);
+        let mut with_tensors = object.copy();
+        write_at_windows(&mut with_tensors, &b.index, &(&patches + &step).reshape([-1]), false);
+        assert!(with_tensors.equal(&state.object));
+        let expected = object.index_add(
+            0,
+            &b.index.unique_dim(0, true, false, false).0,
+            &Tensor::ones([11], (Kind::ComplexFloat, Device::Cpu)),
+        );
+        assert!(state.object.equal(&expected), "{}", state.object);
+    }
 }

@@ -14,25 +14,25 @@
 //! batch (a "simultaneous" update) lets one FFT call serve many positions;
 //! positions that overlap within a batch share the normaliser `S`, so their
 //! updates are averaged where they overlap rather than added.
-use tch::Tensor;
+use tch::{Device, Tensor};
 
-use super::batch::{Batch, Forward, State, illumination, modulus, normaliser, scale_complex, scatter};
+use super::batch::{Batch, Forward, State, WindowSums, add_at_windows, modulus, normaliser, scale_complex};
 use super::config::IterativeConfig;
 
 pub(crate) struct Epie {
     alpha: f64,
     beta: f64,
     max_weight: f64,
-    len: i64,
+    sums: WindowSums,
 }
 
 impl Epie {
-    pub fn new(cfg: &IterativeConfig, len: i64) -> Epie {
+    pub fn new(cfg: &IterativeConfig, len: i64, device: Device) -> Epie {
         Epie {
             alpha: cfg.epie.alpha,
             beta: cfg.epie.beta,
             max_weight: cfg.max_weight,
-            len,
+            sums: WindowSums::new(len, device),
         }
     }
 
@@ -42,10 +42,14 @@ impl Epie {
         let error = fwd.amplitude_error(batch);
         let ratio = &batch.amplitude / fwd.amplitude.clamp_min(1e-30);
         let delta = fwd.exit_wave_change(&ratio);
-        let s = illumination(&state.probe, batch, self.len);
-        let num = scatter(&(&delta * state.probe.conj_physical()), batch, self.len);
-        let step = scale_complex(&num, &(normaliser(&s, self.max_weight).reciprocal() * self.alpha));
-        let _ = state.object.g_add_(&step);
+        let step = self.sums.direction(
+            &(&delta * state.probe.conj_physical()),
+            &state.probe,
+            batch,
+            self.max_weight,
+            self.alpha,
+        );
+        add_at_windows(state, batch, &fwd.patches, &step);
         if update_probe {
             let t = modulus(&fwd.patches).square().sum_dim_intlist(0, false, None);
             let num = (&delta * fwd.patches.conj_physical()).sum_dim_intlist(0, false, None);

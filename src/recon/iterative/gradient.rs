@@ -24,7 +24,8 @@
 use tch::{Kind, Tensor};
 
 use super::batch::{
-    Batch, Forward, State, illumination, modulus, norm_sqr, normaliser, real_inner, scale_complex, scatter,
+    Batch, Forward, State, WindowSums, add_at_windows, modulus, norm_sqr, normaliser, real_inner, scale_complex,
+    scatter,
 };
 use super::config::{GradientConfig, IterativeConfig, Loss, Optimizer};
 
@@ -34,6 +35,7 @@ pub(crate) struct Gradient {
     cfg: GradientConfig,
     max_weight: f64,
     len: i64,
+    sums: WindowSums,
     /// Mean measured `A²` (0-d, on the device), for the Poisson floor.
     mean_intensity: Tensor,
     adam_object: AdamState,
@@ -47,6 +49,7 @@ impl Gradient {
             cfg: cfg.gradient.clone(),
             max_weight: cfg.max_weight,
             len,
+            sums: WindowSums::new(len, state.object.device()),
             mean_intensity: amplitudes.square().mean(Kind::Float),
             adam_object: AdamState::new(&state.object),
             adam_probe: AdamState::new(&state.probe),
@@ -75,11 +78,15 @@ impl Gradient {
             }
         };
         let chi = fwd.exit_wave_change(&ratio);
-        let s = illumination(&state.probe, batch, self.len);
-        let num = scatter(&(&chi * state.probe.conj_physical()), batch, self.len);
-        let d_object = scale_complex(&num, &normaliser(&s, self.max_weight).reciprocal());
-        let n = state.probe.size()[0];
-        let u = d_object.index_select(0, &batch.index).view([batch.size, n, n]) * &state.probe;
+        // D_O at the batch's window pixels (zero elsewhere)
+        let d_object = self.sums.direction(
+            &(&chi * state.probe.conj_physical()),
+            &state.probe,
+            batch,
+            self.max_weight,
+            1.0,
+        );
+        let u = &d_object * &state.probe;
         let (a11, b1) = (norm_sqr(&u), real_inner(&chi, &u));
         if update_probe {
             let t = modulus(&fwd.patches).square().sum_dim_intlist(0, false, None::<Kind>);
@@ -93,11 +100,11 @@ impl Gradient {
             let det = &a11 * &a22 - a12.square();
             let tau_o = (&a22 * &b1 - &a12 * &b2) / &det;
             let tau_p = (&a11 * &b2 - &a12 * &b1) / &det;
-            let _ = state.object.g_add_(&(d_object * self.step_of(&tau_o)));
+            add_at_windows(state, batch, &fwd.patches, &(d_object * self.step_of(&tau_o)));
             let _ = state.probe.g_add_(&(d_probe * self.step_of(&tau_p)));
         } else {
             let tau_o = b1 / (a11 + 1e-30);
-            let _ = state.object.g_add_(&(d_object * self.step_of(&tau_o)));
+            add_at_windows(state, batch, &fwd.patches, &(d_object * self.step_of(&tau_o)));
         }
     }
 

@@ -138,7 +138,7 @@ pub fn reconstruct_iterative(
         probe: &probe * &modulation,
     };
     let mut solver = match cfg.algorithm {
-        Algorithm::Epie => Solver::Epie(Epie::new(cfg, len)),
+        Algorithm::Epie => Solver::Epie(Epie::new(cfg, len, device)),
         Algorithm::Gradient => Solver::Gradient(Box::new(Gradient::new(cfg, len, &state, &amplitudes, probe_scale))),
     };
     let count = ds.n_images();
