@@ -182,8 +182,8 @@ impl TrainConfig {
         }
     }
 
-    /// Under 10 CPU minutes at N = 64 on the quickstart's 1049 training
-    /// patterns (about 8.6 min on 2 cores for gridsize 2): up to 1024
+    /// A few CPU minutes at N = 64 on the quickstart's 1049 training
+    /// patterns (about 4.7 min on 2 cores for gridsize 2): up to 1024
     /// groups for 8 epochs, with a 50-step warm-up and a cosine from 1e-3 to
     /// 1e-4 instead of reduce-on-plateau, which never fires in 8 epochs.
     /// (The earlier 256 groups × 5 epochs, 80 steps, left the network at
