@@ -170,6 +170,9 @@ def main():
     ap.add_argument("--cudnn-benchmark", type=int, choices=[0, 1], default=0,
                     help="1: torch.backends.cudnn.benchmark = True (ptycho-workbench turns cuDNN's "
                          "autotuner on for training and inference on CUDA, unless PTYCHO_CUDNN_BENCHMARK=0)")
+    ap.add_argument("--foreach", action="store_true",
+                    help="Adam's multi-tensor implementation, PyTorch's default on CUDA, also on the "
+                         "CPU (scripts/op_count.sh counts operators on the CPU as a GPU would run them)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
@@ -183,7 +186,7 @@ def main():
     yy, xx = torch.meshgrid(torch.arange(n) - n // 2, torch.arange(n) - n // 2, indexing="ij")
     probe = ((xx ** 2 + yy ** 2) < (n / 4) ** 2).to(torch.complex64)
     model = Pinn(n, args.gridsize, 2, probe, 30.0).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7, foreach=True if args.foreach else None)
     x = (torch.rand(args.batch, c, n, n) * 4).to(dev)
     off = ((torch.rand(args.batch, c, 2) - 0.5) * 8).to(dev)
     counts = torch.poisson(torch.rand(args.batch, c, n, n) * 50).to(dev)

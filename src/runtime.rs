@@ -60,12 +60,32 @@ pub const CHANNELS_LAST_ENV: &str = "PTYCHO_CHANNELS_LAST";
 /// memory; the tensors keep their `[B, C, H, W]` shape): on unless
 /// `PTYCHO_CHANNELS_LAST=0` (read once per process). oneDNN's and cuDNN's
 /// convolutions, pooling and upsampling run on that layout without the
-/// reorders NCHW needs; the weights stay NCHW (the file format is
-/// unchanged). On a 2-core CPU it made training steps 17–19 % and
-/// inference 28–35 % faster (docs/performance.md).
+/// reorders NCHW needs. The convolutions' weights are kept channels-last
+/// in memory too, or every convolution would copy its weight into that
+/// layout in the forward and in the backward pass; files still hold them
+/// in NCHW order (the format is unchanged). On a 2-core CPU it made
+/// training steps 17–19 % and inference 28–35 % faster (docs/performance.md).
 pub fn channels_last() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| !std::env::var(CHANNELS_LAST_ENV).is_ok_and(|v| v.trim() == "0"))
+}
+
+/// Whether `x` (`[B, C, H, W]`) is dense with channels-last strides
+/// `[H·W·C, 1, W·C, C]` (a dimension of size 1 may have any stride).
+pub fn is_dense_channels_last(x: &tch::Tensor) -> bool {
+    let (size, stride) = (x.size(), x.stride());
+    if size.len() != 4 {
+        return false;
+    }
+    let (c, h, w) = (size[1], size[2], size[3]);
+    let want = [h * w * c, 1, w * c, c];
+    (0..4).all(|d| size[d] == 1 || stride[d] == want[d])
+}
+
+/// A copy of `x` (`[B, C, H, W]`) with dense channels-last strides: the
+/// same shape and values, NHWC in memory.
+pub fn to_channels_last(x: &tch::Tensor) -> tch::Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 /// Whether cuDNN's float32 convolutions may use TF32 tensor cores (GPUs

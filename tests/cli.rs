@@ -171,6 +171,13 @@ fn bad_schedule_and_phase_range_options_are_named() -> TestResult {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("--phase-range"), "{bad}: {err}");
     }
+    // a benchmark's gridsize is 1 or 2, refused before anything runs
+    for bench in ["train", "infer"] {
+        let out = ptycho(&["bench", bench, "--device", "cpu", "--gridsize", "3"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--gridsize") && err.contains('3'), "{bench}: {err}");
+    }
     assert_eq!(std::fs::read_dir(dir.path())?.count(), 0, "something was left behind");
     Ok(())
 }

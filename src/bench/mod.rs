@@ -322,6 +322,8 @@ pub fn format_table(rows: &[BenchRow]) -> String {
 /// Settings of `ptycho bench train`.
 #[derive(Debug, Clone)]
 pub struct TrainBench {
+    /// The gridsizes timed, one row each (default 1 and 2).
+    pub gridsizes: Vec<usize>,
     pub n: usize,
     pub batch_size: usize,
     /// Timed steps per round, on each side.
@@ -348,6 +350,7 @@ pub fn torch_device_name(device: tch::Device) -> String {
 impl Default for TrainBench {
     fn default() -> Self {
         TrainBench {
+            gridsizes: vec![1, 2],
             n: 64,
             batch_size: 16,
             steps: 10,
@@ -525,7 +528,7 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
     let cudnn_benchmark = crate::runtime::tune_cudnn(b.device);
     let device = b.device;
     let mut rows = Vec::new();
-    for gridsize in [1usize, 2] {
+    for &gridsize in &b.gridsizes {
         let cfg = ModelConfig {
             n: b.n,
             gridsize,
@@ -640,6 +643,8 @@ pub fn group_bench(n: usize, repeats: usize, rounds: usize, python: &Path) -> Re
 /// Settings of `ptycho bench infer`.
 #[derive(Debug, Clone)]
 pub struct InferBench {
+    /// The gridsizes timed, one row each (default 1 and 2).
+    pub gridsizes: Vec<usize>,
     pub n: usize,
     /// Groups per forward pass (one group per scan position).
     pub batch_size: usize,
@@ -657,6 +662,7 @@ pub struct InferBench {
 impl Default for InferBench {
     fn default() -> Self {
         InferBench {
+            gridsizes: vec![1, 2],
             n: 64,
             batch_size: 64,
             batches: 5,
@@ -686,7 +692,7 @@ pub fn infer_bench(b: &InferBench) -> Result<Vec<BenchRow>> {
     let _guard = tch::no_grad_guard();
     let device = b.device;
     let mut rows = Vec::new();
-    for gridsize in [1usize, 2] {
+    for &gridsize in &b.gridsizes {
         let cfg = ModelConfig {
             n: b.n,
             gridsize,

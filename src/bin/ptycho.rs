@@ -354,6 +354,9 @@ enum BenchCommand {
         /// fp32, fp32-strict (TF32 off in cuDNN), fp16 (CUDA autocast) or bf16 (autocast, CUDA or CPU).
         #[arg(long, default_value = "fp32")]
         precision: String,
+        /// Only this gridsize (1 or 2; default: both).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+        gridsize: Option<u8>,
     },
     /// Inference positions per second against the same network in PyTorch.
     Infer {
@@ -380,6 +383,9 @@ enum BenchCommand {
         /// fp32, fp32-strict (TF32 off in cuDNN), fp16 (CUDA autocast) or bf16 (autocast, CUDA or CPU).
         #[arg(long, default_value = "fp32")]
         precision: String,
+        /// Only this gridsize (1 or 2; default: both).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+        gridsize: Option<u8>,
     },
     /// Stitching of central crops against a numpy reference.
     Stitch {
@@ -602,6 +608,11 @@ fn read_image(path: &std::path::Path) -> Result<ndarray::Array2<f64>> {
     Ok(ndarray::Array2::from_shape_vec((a.shape[0], a.shape[1]), values)?)
 }
 
+/// The gridsizes a bench runs: the one asked for, or both.
+fn gridsizes(only: Option<u8>) -> Vec<usize> {
+    only.map_or_else(|| vec![1, 2], |g| vec![g as usize])
+}
+
 fn print_bench(rows: &[bench::BenchRow], json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(rows)?);
@@ -621,8 +632,10 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             device,
             precision,
+            gridsize,
         }) => {
             let mut b = bench::TrainBench {
+                gridsizes: gridsizes(gridsize),
                 steps,
                 rounds,
                 batch_size,
@@ -648,8 +661,10 @@ fn run(cli: Cli) -> Result<()> {
             n,
             device,
             precision,
+            gridsize,
         }) => {
             let mut b = bench::InferBench {
+                gridsizes: gridsizes(gridsize),
                 n,
                 batch_size,
                 batches,

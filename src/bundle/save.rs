@@ -25,7 +25,8 @@ fn safetensors_bytes(vs: &tch::nn::VarStore) -> Result<Vec<u8>> {
     let mut vars: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
-        .map(|(n, t)| (n, t.detach().to_device(Device::Cpu)))
+        // NCHW order in the file whatever the layout in memory
+        .map(|(n, t)| (n, t.detach().to_device(Device::Cpu).contiguous()))
         .collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;

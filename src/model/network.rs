@@ -10,12 +10,18 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::config::{AmpActivation, BorderActivation, ModelConfig};
+use crate::runtime::{is_dense_channels_last, to_channels_last};
 
 /// Border channels handed to the border branch (PtychoPINN's `c_outer`).
 const BORDER_CHANNELS: i64 = 4;
 
+/// A 3×3 convolution, "same" padding. With [`crate::runtime::channels_last`]
+/// on, its weight `[out, in, 3, 3]` is channels-last in memory, as the
+/// activations are: a convolution otherwise copies its weight into their
+/// layout every forward and backward pass (two copies per convolution per
+/// step, on a GPU two kernel launches each).
 fn conv3(p: nn::Path, cin: i64, cout: i64) -> nn::Conv2D {
-    nn::conv2d(
+    let conv = nn::conv2d(
         p,
         cin,
         cout,
@@ -24,7 +30,12 @@ fn conv3(p: nn::Path, cin: i64, cout: i64) -> nn::Conv2D {
             padding: 1,
             ..Default::default()
         },
-    )
+    );
+    if crate::runtime::channels_last() {
+        // the variable store holds the same tensor: `set_data` re-points it
+        tch::no_grad(|| conv.ws.shallow_clone().set_data(&to_channels_last(&conv.ws)));
+    }
+    conv
 }
 
 /// Conv3×3 + ReLU, twice.
@@ -49,11 +60,15 @@ impl DoubleConv {
 
 /// `x` (`[B, C, H, W]`) with channels-last strides when
 /// [`crate::runtime::channels_last`] is on: one copy for a tensor in
-/// another layout, none for one already channels-last (the convolutions,
-/// pooling and upsampling after it keep the layout).
+/// another layout (the network's input, a slice of the channels), and
+/// nothing at all, not even a view in the autograd graph, for one already
+/// channels-last (the convolutions, pooling and upsampling keep the layout).
+/// On a GPU at small batches a training step is bound by the host's work
+/// per operator, and the views cost two operators and two backward nodes
+/// per block.
 fn channels_last(x: &Tensor) -> Tensor {
-    if crate::runtime::channels_last() {
-        x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    if crate::runtime::channels_last() && !is_dense_channels_last(x) {
+        to_channels_last(x)
     } else {
         x.shallow_clone()
     }
@@ -241,5 +256,85 @@ impl PlainDecoder {
     /// The output is contiguous (NCHW) whatever the activations' layout.
     pub fn forward(&self, z: &Tensor) -> Tensor {
         self.out.forward(&self.up.forward(z)).contiguous()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn the_weights_layout_in_memory_does_not_change_the_outputs() {
+        // the PINN with its convolutions' weights channels-last (the
+        // default) and the same weights made NCHW-contiguous: the same
+        // outputs up to float rounding (the convolutions may pick other
+        // algorithms), and for a gradient too
+        let cfg = ModelConfig {
+            n: 32,
+            gridsize: 2,
+            ..ModelConfig::default()
+        };
+        let probe = crate::physics::disk_probe(32, 8.0, 0.0, Device::Cpu).unwrap();
+        let model = crate::model::Pinn::new(&cfg, &probe, 10.0, 1, Device::Cpu).unwrap();
+        tch::manual_seed(5);
+        let x = Tensor::rand([3, 4, 32, 32], (Kind::Float, Device::Cpu));
+        let offsets = (Tensor::rand([3, 4, 2], (Kind::Float, Device::Cpu)) - 0.5) * 4.0;
+        let run = || {
+            let out = model.autoencoder(&x, &offsets).unwrap();
+            let loss = out.counts().sum(Kind::Float);
+            let w = model.var_store().variables()["encoder.block2.conv_a.weight"].shallow_clone();
+            let grad = Tensor::run_backward(&[&loss], &[&w], false, false).pop().unwrap();
+            (out.amplitude_scaled.detach(), grad)
+        };
+        let weights: Vec<Tensor> = model
+            .var_store()
+            .variables()
+            .into_iter()
+            .filter(|(name, _)| name.ends_with("weight"))
+            .map(|(_, t)| t)
+            .collect();
+        if crate::runtime::channels_last() {
+            assert!(weights.iter().all(is_dense_channels_last));
+            assert!(weights.iter().any(|w| !w.is_contiguous()));
+        }
+        let (amplitude_a, grad_a) = run();
+        tch::no_grad(|| {
+            for w in &weights {
+                w.shallow_clone().set_data(&w.contiguous());
+            }
+        });
+        assert!(weights.iter().all(Tensor::is_contiguous));
+        let (amplitude_b, grad_b) = run();
+        let relative = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]) / b.abs().max().double_value(&[]);
+        assert!(relative(&amplitude_a, &amplitude_b) < 1e-5);
+        assert!(relative(&grad_a, &grad_b) < 1e-4);
+        assert!(grad_b.abs().max().double_value(&[]) > 0.0);
+    }
+
+    #[test]
+    fn channels_last_copies_only_what_is_not_channels_last_already() {
+        let x = Tensor::rand([2, 6, 5, 4], (Kind::Float, Device::Cpu));
+        assert!(!is_dense_channels_last(&x));
+        let cl = x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+        assert_eq!(cl.stride(), [120, 1, 24, 6]);
+        assert!(is_dense_channels_last(&cl));
+        // a slice of the channels is channels-last but not dense
+        let part = cl.narrow(1, 0, 4);
+        assert!(!is_dense_channels_last(&part));
+        // one channel: both layouts are the same memory order
+        assert!(is_dense_channels_last(&x.narrow(1, 0, 1).contiguous()));
+        if !crate::runtime::channels_last() {
+            return;
+        }
+        let y = channels_last(&x);
+        assert_eq!(y.stride(), [120, 1, 24, 6]);
+        assert!(y.equal(&x));
+        let same = channels_last(&cl);
+        assert_eq!(same.data_ptr(), cl.data_ptr());
+        assert_eq!(same.stride(), cl.stride());
+        let dense = channels_last(&part);
+        assert_eq!(dense.stride(), [80, 1, 16, 4]);
+        assert!(dense.equal(&part));
     }
 }

@@ -126,7 +126,7 @@ impl Adam {
     }
 
     /// The state as named tensors (`adam.m.<name>`, `adam.v.<name>`), views
-    /// of the flat buffers.
+    /// of the flat buffers (a channels-last weight's in its layout).
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::with_capacity(2 * self.params.len());
         for ((name, _), (m, v)) in self.params.iter().zip(&self.moments) {
@@ -159,9 +159,18 @@ impl Adam {
     }
 }
 
-/// The slice `[offset, offset + count)` of `flat`, shaped like `like`.
+/// The slice `[offset, offset + count)` of `flat`, shaped like `like` and
+/// in its memory layout: NCHW-contiguous, or channels-last for a
+/// convolution's weight kept that way ([`crate::runtime::channels_last`]),
+/// whose gradient then comes in the same layout.
 fn slice(flat: &Tensor, offset: i64, count: i64, like: &Tensor) -> Tensor {
-    flat.narrow(0, offset, count).view(like.size().as_slice())
+    let part = flat.narrow(0, offset, count);
+    let s = like.size();
+    if !like.is_contiguous() && crate::runtime::is_dense_channels_last(like) {
+        part.view([s[0], s[2], s[3], s[1]]).permute([0, 3, 1, 2])
+    } else {
+        part.view(s.as_slice())
+    }
 }
 
 /// Gives every parameter without a gradient a zero one (one backward pass of
@@ -252,6 +261,35 @@ mod tests {
             assert!((p.double_value(&[i as i64]) - want).abs() < 1e-12);
         }
     }
+    #[test]
+    fn a_channels_last_weight_keeps_its_layout_and_gets_the_same_update() {
+        // a convolution's weight kept channels-last, and an NCHW twin with
+        // the same values and the same loss: the element-wise update is the
+        // same, so the two must stay equal bit for bit; a slice that lost the
+        // layout, or mixed up the element order, would show here
+        let values = Tensor::randn([3, 4, 2, 5], (Kind::Float, Device::Cpu));
+        let cl = crate::runtime::to_channels_last(&values).set_requires_grad(true);
+        let twin = values.copy().set_requires_grad(true);
+        let cl_strides = cl.stride();
+        assert_ne!(cl_strides, twin.stride());
+        let target = Tensor::randn([3, 4, 2, 5], (Kind::Float, Device::Cpu));
+        let mut opt = Adam::new(
+            vec![("cl".into(), cl.shallow_clone()), ("twin".into(), twin.shallow_clone())],
+            0.01,
+        );
+        for _ in 0..3 {
+            opt.zero_grad();
+            let loss = (&cl - &target).square().sum(Kind::Float) + (&twin - &target).square().sum(Kind::Float);
+            loss.backward();
+            opt.step();
+        }
+        assert_eq!(cl.stride(), cl_strides);
+        assert_eq!(cl.grad().stride(), cl_strides);
+        assert_eq!(opt.state()[0].1.stride(), cl_strides);
+        assert!(cl.equal(&twin));
+        assert!(!cl.equal(&values), "three steps moved nothing");
+    }
+
     #[test]
     fn updates_parameters_of_several_shapes_and_dtypes_in_their_flat_buffers() {
         // loss = Σ a² + Σ b³ + Σ 3c over three steps, zeroing the gradients in

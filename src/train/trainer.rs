@@ -383,7 +383,8 @@ fn save_checkpoint(path: &Path, model: &TrainedModel, adam: &Adam, state: &LoopS
     tensors.push((STATE_KEY.to_string(), Tensor::from_slice(&json)));
     let tensors: Vec<(String, Tensor)> = tensors
         .into_iter()
-        .map(|(n, t)| (n, t.to_device(Device::Cpu)))
+        // NCHW order in the file whatever the layout in memory
+        .map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous()))
         .collect();
     write_via_temp_path(path, |tmp| {
         Tensor::write_safetensors(&tensors, tmp)
