@@ -10,7 +10,9 @@
 #
 # For each gridsize, two runs of 2 and 6 steps (batch 2) on each side; the
 # per-step figures are their difference / 4, so set-up and warm-up drop
-# out. The reference runs Adam's multi-tensor implementation (`foreach`,
+# out. "Operators" counts every dispatch, nested ones too (each costs the
+# host time); "kernel operators" the innermost ones that compute, leaving out
+# allocations, views and metadata: about the kernels a GPU would launch. The reference runs Adam's multi-tensor implementation (`foreach`,
 # PyTorch's default on CUDA), each multi-tensor operator counted once.
 # Needs g++ and libtorch's headers (.venv/libtorch/include, scripts/setup.sh).
 set -euo pipefail
@@ -56,17 +58,29 @@ def load(name):
         rows[(scope, op)] = (int(calls), int(leaves))
     return rows
 
+# leaves that run no kernel: allocations, views, metadata, and the records
+# of backward nodes (their work is counted as the operators inside them)
+NO_KERNEL = {
+    "aten::empty", "aten::empty_strided", "aten::empty_like", "aten::resize_", "aten::as_strided",
+    "aten::as_strided_", "aten::view", "aten::_reshape_alias", "aten::alias", "aten::detach", "detach",
+    "aten::detach_", "detach_", "aten::result_type", "aten::view_as_real", "aten::view_as_complex",
+    "aten::real", "aten::imag", "aten::_unsafe_view", "aten::lift_fresh", "aten::unsqueeze",
+    "aten::squeeze", "aten::select", "aten::slice", "aten::narrow", "aten::permute", "aten::expand",
+    "aten::t", "aten::transpose", "aten::set_", "aten::to", "aten::contiguous", "aten::reshape",
+}
+
 def per_step(side, g):
     a, b = load(f"{side}-g{g}-s2"), load(f"{side}-g{g}-s6")
     d = {k: tuple((y - x) / 4 for x, y in zip(a.get(k, (0, 0)), b.get(k, (0, 0)))) for k in set(a) | set(b)}
     ops = sum(v[0] for k, v in d.items() if k[0] == "op")
-    leaves = sum(v[1] for k, v in d.items() if k[0] == "op")
+    kernels = sum(v[1] for k, v in d.items()
+                  if k[0] == "op" and k[1] not in NO_KERNEL and not k[1].startswith("autograd::"))
     nodes = sum(v[0] for k, v in d.items() if k[0] == "node")
-    return ops, leaves, nodes
+    return ops, kernels, nodes
 
 print(f"{'per training step (CPU, batch 2)':<36} {'ours':>8} {'reference':>10} {'ratio':>7}")
 for g in (1, 2):
     ours, ref = per_step("ours", g), per_step("ref", g)
-    for i, what in enumerate(["operators", "leaf operators", "backward nodes"]):
+    for i, what in enumerate(["operators", "kernel operators", "backward nodes"]):
         print(f"{f'gs{g} {what}':<36} {ours[i]:>8.0f} {ref[i]:>10.0f} {ours[i] / ref[i]:>6.2f}x")
 EOF

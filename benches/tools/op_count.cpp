@@ -8,8 +8,9 @@
 // scope (op, or node for a backward node), the name, calls, and calls that
 // dispatched no other operator inside them ("leaves": the ones that run
 // kernels, plus views and allocations). A multi-tensor `_foreach_` operator
-// counts once and what it calls not at all: on CUDA it is one or a few
-// kernels; on the CPU it falls back to one operator per tensor.
+// and `cat` count once and what they call not at all: on CUDA each is one
+// or a few kernels (cat copies up to 128 contiguous inputs per launch); on
+// the CPU they fall back to one operator per tensor.
 // With OP_COUNT_TREE set, an operator is named with its callers
 // ("aten::conv2d > aten::convolution > ...").
 #include <ATen/record_function.h>
@@ -32,10 +33,20 @@ struct Count {
 std::mutex mu;
 std::map<std::string, Count>* counts = nullptr;
 
+// an operator that CUDA runs in one or a few kernels however many tensors
+// it takes (in tree mode `name` ends with the operator's own name)
+bool batched(const std::string& name) {
+    auto ends = [&](const char* s) {
+        std::string t(s);
+        return name.size() >= t.size() && name.compare(name.size() - t.size(), t.size(), t) == 0;
+    };
+    return name.find("_foreach_") != std::string::npos || ends("aten::cat") || ends("aten::_cat");
+}
+
 struct Frame {
     bool has_child = false;
     std::string name;
-    // inside a `_foreach_` operator: not counted
+    // inside a batched operator (`_foreach_`, cat): not counted
     bool hidden = false;
 };
 thread_local std::vector<Frame> stack;
@@ -48,7 +59,7 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
     if (!stack.empty()) {
         stack.back().has_child = true;
         parent = stack.back().name;
-        hidden = stack.back().hidden || std::string(stack.back().name).find("_foreach_") != std::string::npos;
+        hidden = stack.back().hidden || batched(stack.back().name);
     }
     std::string name = parent.empty() ? std::string() : parent + " > ";
     name += fn.name();
@@ -63,7 +74,7 @@ void on_end(const at::RecordFunction& fn, at::ObserverContext*) {
     std::string stack_name = std::move(stack.back().name);
     stack.pop_back();
     if (hidden) return;
-    if (stack_name.find("_foreach_") != std::string::npos) leaf = true;
+    if (batched(stack_name)) leaf = true;
     std::string key = fn.scope() == at::RecordScope::BACKWARD_FUNCTION ? "node\t" : "op\t";
     key += tree ? stack_name : std::string(fn.name());
     std::lock_guard<std::mutex> g(mu);

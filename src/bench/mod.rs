@@ -547,12 +547,11 @@ pub fn train_bench(b: &TrainBench) -> Result<Vec<BenchRow>> {
             let mut ours = Vec::with_capacity(b.steps);
             for i in 0..b.warmup + b.steps {
                 let t = Instant::now();
-                adam.zero_grad();
                 let predicted = b
                     .precision
                     .run(device, || model.autoencoder(&x, &offsets).map(|o| o.counts()))??;
                 let loss = poisson_nll(&predicted.to_kind(Kind::Float), &counts);
-                loss.backward();
+                adam.backward(&loss)?;
                 adam.step();
                 let _ = loss.double_value(&[]);
                 if i >= b.warmup {

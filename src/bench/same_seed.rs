@@ -97,10 +97,9 @@ pub fn same_seed_losses(device: Device, gridsize: usize, steps: usize) -> Result
         let mut losses = Vec::with_capacity(steps);
         let mut first_gradient = None;
         for _ in 0..steps.max(1) {
-            adam.zero_grad();
             let out = model.autoencoder(&x, &offsets)?;
             let loss = poisson_nll(&out.counts(), &counts);
-            loss.backward();
+            adam.backward(&loss)?;
             if first_gradient.is_none() {
                 let mut named: Vec<(String, Tensor)> = model.var_store().variables().into_iter().collect();
                 named.sort_by(|a, b| a.0.cmp(&b.0));

@@ -12,9 +12,12 @@
 //! launching kernels than running them. At construction the parameters'
 //! data are moved into one flat buffer and each parameter becomes a view of
 //! its slice (`set_data`, what `p.data = …` does in PyTorch); their gradients
-//! become views of a second flat buffer, which backward accumulates into in
-//! place (autograd adds into a defined gradient). The model's variables are
-//! the same tensors as before, so saving and loading them is unchanged.
+//! become views of a second flat buffer. [`Adam::backward`] writes a loss's
+//! gradients into it with one concatenation; `loss.backward()` after
+//! [`Adam::zero_grad`] gives the same values, autograd adding into each
+//! slice in place. The model's variables are the same tensors as before
+//! (a slice keeps its variable's memory layout: a channels-last weight stays
+//! channels-last), so saving and loading them is unchanged.
 //! Create the optimiser after the model is on its device and dtype.
 use tch::{Device, Kind, Tensor, no_grad};
 
@@ -25,6 +28,8 @@ pub const EPSILON: f64 = 1e-7;
 /// Parameters of one device and dtype, and their state, in flat buffers.
 #[derive(Debug)]
 struct Group {
+    /// Indices into `Adam::params`, in the order of their slices.
+    members: Vec<usize>,
     grad: Tensor,
     param: Tensor,
     m: Tensor,
@@ -82,6 +87,45 @@ impl Adam {
     pub fn for_var_store(vs: &tch::nn::VarStore, learning_rate: f64) -> Self {
         let trainable = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         Adam::new(trainable, learning_rate)
+    }
+
+    /// Computes the gradients of `loss` with respect to every parameter
+    /// straight into the flat gradient buffers, replacing what they held:
+    /// no [`zero_grad`](Self::zero_grad) before it. `loss.backward()` after
+    /// `zero_grad` gives the same values, but autograd then adds each
+    /// parameter's gradient into its slice, one kernel and one backward node
+    /// per parameter (45 for the PINN); here they are copied in by one
+    /// concatenation per buffer. Each parameter's `grad()` is its slice, as
+    /// after `backward()`.
+    pub fn backward(&mut self, loss: &Tensor) -> crate::error::Result<()> {
+        let inputs: Vec<&Tensor> = self.params.iter().map(|(_, p)| p).collect();
+        let grads = Tensor::f_run_backward(&[loss], &inputs, false, false)?;
+        no_grad(|| -> crate::error::Result<()> {
+            for group in &self.groups {
+                let pieces: Vec<Tensor> = group
+                    .members
+                    .iter()
+                    .map(|&i| {
+                        let slot = self.params[i].1.grad();
+                        let g = &grads[i];
+                        let g = if !g.defined() {
+                            // a parameter the loss does not reach
+                            slot.zeros_like()
+                        } else if g.size() == slot.size() && g.stride() == slot.stride() {
+                            g.shallow_clone()
+                        } else {
+                            // another layout than its slice's: into that one first
+                            let mut t = slot.empty_like();
+                            t.copy_(g);
+                            t
+                        };
+                        in_memory_order(&g)
+                    })
+                    .collect();
+                let _ = Tensor::f_cat_out(&group.grad, &pieces, 0)?;
+            }
+            Ok(())
+        })
     }
 
     /// Clears the gradients (one kernel per flat buffer).
@@ -173,6 +217,18 @@ fn slice(flat: &Tensor, offset: i64, count: i64, like: &Tensor) -> Tensor {
     }
 }
 
+/// A dense tensor as 1-D in the order of its elements in memory (a view):
+/// for a tensor with its slice's strides, the order of that slice.
+fn in_memory_order(t: &Tensor) -> Tensor {
+    if t.is_contiguous() {
+        return t.view([-1]);
+    }
+    let stride = t.stride();
+    let mut dims: Vec<i64> = (0..stride.len() as i64).collect();
+    dims.sort_by_key(|&d| std::cmp::Reverse(stride[d as usize]));
+    t.permute(dims.as_slice()).view([-1])
+}
+
 /// Gives every parameter without a gradient a zero one (one backward pass of
 /// `Σ 0·sum(p)`), so that each gradient can be re-pointed at a flat buffer.
 fn define_gradients(params: &[(String, Tensor)]) {
@@ -226,7 +282,17 @@ fn flatten(params: &[(String, Tensor)], indices: &[usize]) -> (Group, Vec<(Tenso
             )
         })
         .collect();
-    (Group { grad, param, m, v }, views)
+    let members = members.iter().map(|&(i, _, _)| i).collect();
+    (
+        Group {
+            members,
+            grad,
+            param,
+            m,
+            v,
+        },
+        views,
+    )
 }
 
 #[cfg(test)]
@@ -261,6 +327,72 @@ mod tests {
             assert!((p.double_value(&[i as i64]) - want).abs() < 1e-12);
         }
     }
+    #[test]
+    fn backward_into_the_buffers_gives_autograds_gradients_and_replaces_them() {
+        // two copies of four parameters: a vector; a channels-last weight;
+        // an NCHW weight whose gradient comes back channels-last (a
+        // convolution of a channels-last input), so it takes the copy into
+        // its slice's layout; and one the loss does not use. One copy gets
+        // its gradients from `Adam::backward`, the other from zero_grad +
+        // backward(): they must agree bit for bit, in every slot
+        tch::manual_seed(11);
+        let make = || {
+            let a = Tensor::randn([3], (Kind::Float, Device::Cpu));
+            let w = crate::runtime::to_channels_last(&Tensor::randn([2, 3, 3, 3], (Kind::Float, Device::Cpu)));
+            let u = Tensor::randn([2, 3, 3, 3], (Kind::Float, Device::Cpu));
+            let z = Tensor::randn([2], (Kind::Float, Device::Cpu));
+            [a, w, u, z]
+        };
+        let values = make();
+        let x = crate::runtime::to_channels_last(&Tensor::randn([1, 3, 5, 5], (Kind::Float, Device::Cpu)));
+        let params = || -> Vec<Tensor> { values.iter().map(|v| v.copy().set_requires_grad(true)).collect() };
+        let loss_of = |p: &[Tensor]| {
+            let conv = |w: &Tensor| x.conv2d(w, None::<&Tensor>, [1, 1], [1, 1], [1, 1], 1);
+            (conv(&p[1]) * conv(&p[2])).sum(Kind::Float) + (&p[0] * &p[0]).sum(Kind::Float)
+        };
+        let named = |p: &[Tensor]| -> Vec<(String, Tensor)> {
+            ["a", "w", "u", "z"]
+                .iter()
+                .zip(p)
+                .map(|(n, t)| (n.to_string(), t.shallow_clone()))
+                .collect()
+        };
+        let (mine, theirs) = (params(), params());
+        let mut adam = Adam::new(named(&mine), 0.1);
+        let mut reference = Adam::new(named(&theirs), 0.1);
+        // the gradient of u does come back in another layout than u's
+        let probe = theirs[2].copy().set_requires_grad(true);
+        let g = Tensor::run_backward(
+            &[&loss_of(&[
+                theirs[0].shallow_clone(),
+                theirs[1].shallow_clone(),
+                probe.shallow_clone(),
+                theirs[3].shallow_clone(),
+            ])],
+            &[&probe],
+            false,
+            false,
+        );
+        assert_ne!(g[0].stride(), theirs[2].stride());
+        // a first pass leaves something to be replaced
+        adam.backward(&(loss_of(&mine) * 3.0)).unwrap();
+        adam.backward(&loss_of(&mine)).unwrap();
+        reference.zero_grad();
+        loss_of(&theirs).backward();
+        for (i, (m, t)) in mine.iter().zip(&theirs).enumerate() {
+            assert!(m.grad().equal(&t.grad()), "parameter {i}");
+            assert_eq!(m.grad().stride(), t.grad().stride(), "parameter {i}");
+        }
+        assert!(mine[3].grad().eq(0.0).all().int64_value(&[]) != 0);
+        assert!(mine[1].grad().abs().max().double_value(&[]) > 0.0);
+        // and the flat buffers, which the update reads, hold the same
+        adam.step();
+        reference.step();
+        for (m, t) in mine.iter().zip(&theirs) {
+            assert!(m.equal(t));
+        }
+    }
+
     #[test]
     fn a_channels_last_weight_keeps_its_layout_and_gets_the_same_update() {
         // a convolution's weight kept channels-last, and an NCHW twin with

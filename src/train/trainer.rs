@@ -175,15 +175,14 @@ impl Trainer {
                     Some(lr) => lr,
                     None => state.learning_rate * self.train.warmup_factor(adam.step),
                 };
-                adam.zero_grad();
                 let loss = self.batch_loss(&model, &data, &idx)?;
                 match &mut state.loss_scaler {
                     None => {
-                        loss.backward();
+                        adam.backward(&loss)?;
                         adam.step();
                     }
                     Some(scaler) => {
-                        (&loss * scaler.scale).backward();
+                        adam.backward(&(&loss * scaler.scale))?;
                         let finite = adam.unscale_gradients(scaler.scale);
                         if finite {
                             adam.step();
