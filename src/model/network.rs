@@ -269,47 +269,51 @@ mod tests {
         // the PINN with its convolutions' weights channels-last (the
         // default) and the same weights made NCHW-contiguous: the same
         // outputs up to float rounding (the convolutions may pick other
-        // algorithms), and for a gradient too
-        let cfg = ModelConfig {
-            n: 32,
-            gridsize: 2,
-            ..ModelConfig::default()
-        };
-        let probe = crate::physics::disk_probe(32, 8.0, 0.0, Device::Cpu).unwrap();
-        let model = crate::model::Pinn::new(&cfg, &probe, 10.0, 1, Device::Cpu).unwrap();
-        tch::manual_seed(5);
-        let x = Tensor::rand([3, 4, 32, 32], (Kind::Float, Device::Cpu));
-        let offsets = (Tensor::rand([3, 4, 2], (Kind::Float, Device::Cpu)) - 0.5) * 4.0;
-        let run = || {
-            let out = model.autoencoder(&x, &offsets).unwrap();
-            let loss = out.counts().sum(Kind::Float);
-            let w = model.var_store().variables()["encoder.block2.conv_a.weight"].shallow_clone();
-            let grad = Tensor::run_backward(&[&loss], &[&w], false, false).pop().unwrap();
-            (out.amplitude_scaled.detach(), grad)
-        };
-        let weights: Vec<Tensor> = model
-            .var_store()
-            .variables()
-            .into_iter()
-            .filter(|(name, _)| name.ends_with("weight"))
-            .map(|(_, t)| t)
-            .collect();
-        if crate::runtime::channels_last() {
-            assert!(weights.iter().all(is_dense_channels_last));
-            assert!(weights.iter().any(|w| !w.is_contiguous()));
-        }
-        let (amplitude_a, grad_a) = run();
-        tch::no_grad(|| {
-            for w in &weights {
-                w.shallow_clone().set_data(&w.contiguous());
+        // algorithms), and for a gradient too, in both gridsizes
+        for gridsize in [1usize, 2] {
+            let c = (gridsize * gridsize) as i64;
+            let cfg = ModelConfig {
+                n: 32,
+                gridsize,
+                ..ModelConfig::default()
+            };
+            let probe = crate::physics::disk_probe(32, 8.0, 0.0, Device::Cpu).unwrap();
+            let model = crate::model::Pinn::new(&cfg, &probe, 10.0, 1, Device::Cpu).unwrap();
+            tch::manual_seed(5);
+            let x = Tensor::rand([3, c, 32, 32], (Kind::Float, Device::Cpu));
+            let offsets = (Tensor::rand([3, c, 2], (Kind::Float, Device::Cpu)) - 0.5) * 4.0;
+            let run = || {
+                let out = model.autoencoder(&x, &offsets).unwrap();
+                let loss = out.counts().sum(Kind::Float);
+                let w = model.var_store().variables()["encoder.block2.conv_a.weight"].shallow_clone();
+                let grad = Tensor::run_backward(&[&loss], &[&w], false, false).pop().unwrap();
+                (out.amplitude_scaled.detach(), grad)
+            };
+            let weights: Vec<Tensor> = model
+                .var_store()
+                .variables()
+                .into_iter()
+                .filter(|(name, _)| name.ends_with("weight"))
+                .map(|(_, t)| t)
+                .collect();
+            if crate::runtime::channels_last() {
+                assert!(weights.iter().all(is_dense_channels_last));
+                assert!(weights.iter().any(|w| !w.is_contiguous()));
             }
-        });
-        assert!(weights.iter().all(Tensor::is_contiguous));
-        let (amplitude_b, grad_b) = run();
-        let relative = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]) / b.abs().max().double_value(&[]);
-        assert!(relative(&amplitude_a, &amplitude_b) < 1e-5);
-        assert!(relative(&grad_a, &grad_b) < 1e-4);
-        assert!(grad_b.abs().max().double_value(&[]) > 0.0);
+            let (amplitude_a, grad_a) = run();
+            tch::no_grad(|| {
+                for w in &weights {
+                    w.shallow_clone().set_data(&w.contiguous());
+                }
+            });
+            assert!(weights.iter().all(Tensor::is_contiguous));
+            let (amplitude_b, grad_b) = run();
+            let relative =
+                |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]) / b.abs().max().double_value(&[]);
+            assert!(relative(&amplitude_a, &amplitude_b) < 1e-5, "gridsize {gridsize}");
+            assert!(relative(&grad_a, &grad_b) < 1e-4, "gridsize {gridsize}");
+            assert!(grad_b.abs().max().double_value(&[]) > 0.0);
+        }
     }
 
     #[test]
