@@ -63,6 +63,22 @@ fn training_lowers_the_loss_for_every_model() {
     }
 }
 
+#[test]
+fn without_a_validation_split_training_runs_and_reports_no_validation_loss() {
+    init();
+    let ds = dataset();
+    let mut train = tiny(2, 40);
+    train.validation_fraction = 0.0;
+    // 40 groups in batches of 16: the last batch of each epoch is a short one
+    train.batch_size = 16;
+    let out = Trainer::new(model(1, ModelKind::Pinn), train, Device::Cpu)
+        .fit(&ds, &mut SilentObserver)
+        .unwrap();
+    let h = &out.history.epochs;
+    assert_eq!(h.len(), 2);
+    assert!(h.iter().all(|r| r.val_loss.is_none() && r.train_loss.is_finite()));
+}
+
 fn weights(m: &TrainedModel) -> Vec<(String, Vec<f32>)> {
     let mut v: Vec<(String, Vec<f32>)> = m
         .var_store()

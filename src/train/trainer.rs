@@ -162,15 +162,22 @@ impl Trainer {
         }
         adam.step = state.adam_step;
         let total_steps = (train_idx.len().div_ceil(self.train.batch_size) * self.train.epochs) as i64;
+        // on the device once, for every epoch's validation
+        let val_on_device = Tensor::from_slice(&val_idx).to_device(self.device);
         while state.epochs_done < self.train.epochs && !state.stopped {
             let started = Instant::now();
             let epoch = state.epochs_done + 1;
             adam.learning_rate = state.learning_rate;
             let order = shuffled(&train_idx, self.train.seed, epoch as u64);
+            // the epoch's order goes to the device once and each batch is a
+            // slice of it: a copy from host memory to a GPU waits for the
+            // work queued before it, so one per batch would stop the host
+            // from running ahead of the device every step
+            let order_on_device = Tensor::from_slice(&order).to_device(self.device);
             let mut sum = Tensor::zeros([], (Kind::Double, self.device));
             let mut batches = 0;
-            for chunk in order.chunks(self.train.batch_size) {
-                let idx = Tensor::from_slice(chunk).to_device(self.device);
+            for (b, chunk) in order.chunks(self.train.batch_size).enumerate() {
+                let idx = order_on_device.narrow(0, (b * self.train.batch_size) as i64, chunk.len() as i64);
                 adam.learning_rate = match self.train.scheduled_learning_rate(adam.step, total_steps) {
                     Some(lr) => lr,
                     None => state.learning_rate * self.train.warmup_factor(adam.step),
@@ -208,8 +215,9 @@ impl Trainer {
             } else {
                 let _guard = tch::no_grad_guard();
                 let mut s = Tensor::zeros([], (Kind::Double, self.device));
-                for chunk in val_idx.chunks(self.train.batch_size.max(64)) {
-                    let idx = Tensor::from_slice(chunk).to_device(self.device);
+                let size = self.train.batch_size.max(64);
+                for (b, chunk) in val_idx.chunks(size).enumerate() {
+                    let idx = val_on_device.narrow(0, (b * size) as i64, chunk.len() as i64);
                     s += self.batch_loss(&model, &data, &idx)?.to_kind(Kind::Double) * chunk.len() as f64;
                 }
                 Some(s.double_value(&[]) / val_idx.len() as f64)
