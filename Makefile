@@ -5,7 +5,7 @@ export OMP_WAIT_POLICY ?= passive
 CARGO ?= cargo
 DEMO_DIR ?= out/demo
 
-.PHONY: setup demo test fmt lint unit notebooks slurm pack bench fixtures
+.PHONY: setup demo test fmt lint unit notebooks slurm pack bench quality fixtures
 
 setup:
 	@bash scripts/setup.sh
@@ -54,6 +54,14 @@ pack:
 # invocation); the JSON goes to benches/results/.
 bench: setup
 	$(CARGO) run --release --bin ptycho -- bench all --device cpu
+
+# The quality suite (not part of `make test`): every arm on cases across
+# objects, doses and overlap, scored against the truth; about an hour on a
+# 2-core CPU (QUALITY_ARGS=--quick: three cases). The table goes to
+# benches/results/quality-*.{csv,json}; docs/quality.md summarises it.
+QUALITY_ARGS ?=
+quality: setup
+	$(CARGO) run --release --bin ptycho -- bench quality $(QUALITY_ARGS)
 
 # Regenerate the small test fixtures (numpy/scipy/h5py references).
 fixtures: setup

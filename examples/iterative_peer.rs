@@ -150,12 +150,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // one untimed warm-up (libtorch's first calls allocate and plan)
     let warm = IterativeConfig {
-        iterations: 1,
+        iterations: Some(1),
         device: "cpu".into(),
         ..IterativeConfig::epie()
     };
     reconstruct_iterative(&ds, &warm, &mut |_| {})?;
-    let tuned = |c: IterativeConfig| IterativeConfig { max_weight: 0.003, ..c };
+    let tuned = |c: IterativeConfig| IterativeConfig {
+        max_weight: Some(0.003),
+        ..c
+    };
     for (name, base) in [
         ("ours: epie", IterativeConfig::epie()),
         ("ours: epie, w 0.003", tuned(IterativeConfig::epie())),
@@ -164,7 +167,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         for &e in &epochs {
             let cfg = IterativeConfig {
-                iterations: e,
+                iterations: Some(e),
                 device: "cpu".into(),
                 ..base.clone()
             };

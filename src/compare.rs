@@ -30,6 +30,53 @@ pub fn default_align(truth: &Dataset, margin_px: f64) -> Result<AlignConfig> {
     Ok(AlignConfig::ptychopinn(Some(region)))
 }
 
+/// Which pixels of the compared region are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScorePixels {
+    /// Every pixel of the region (PtychoPINN's evaluation).
+    #[default]
+    Region,
+    /// Only pixels inside the probe's support (the brightest pixels holding
+    /// 90 % of its energy) at some scan position
+    /// ([`crate::physics::illuminated_mask`]): with sparse or no overlap the
+    /// region's gaps were never measured, and scoring them scores every
+    /// method on guesses. For dense scans nearly the whole region.
+    Illuminated,
+}
+
+impl ScorePixels {
+    /// Parses `region` or `illuminated`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "region" => Ok(ScorePixels::Region),
+            "illuminated" => Ok(ScorePixels::Illuminated),
+            other => Err(Error::config(
+                "score_pixels",
+                format!("`{other}` is not region or illuminated"),
+            )),
+        }
+    }
+}
+
+/// `cfg` with the mask `score` asks for on `truth`'s object grid (none for
+/// [`ScorePixels::Region`]).
+pub fn with_score_pixels(mut cfg: AlignConfig, truth: &Dataset, score: ScorePixels) -> Result<AlignConfig> {
+    cfg.mask = match score {
+        ScorePixels::Region => None,
+        ScorePixels::Illuminated => {
+            let object = truth_object(truth)?;
+            let mask = crate::physics::illuminated_mask(
+                truth.probe.view(),
+                truth.positions_px.view(),
+                [object.nrows(), object.ncols()],
+            )?;
+            Some(std::sync::Arc::new(mask))
+        }
+    };
+    Ok(cfg)
+}
+
 /// Which reconstructions are registered on the truth (the alignment's
 /// [`Registration`](crate::metrics::Registration)) before they are measured.
 ///
@@ -45,9 +92,9 @@ pub fn default_align(truth: &Dataset, margin_px: f64) -> Result<AlignConfig> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RegisterPolicy {
-    /// Every reconstruction except our networks' inferences (a file whose
-    /// `_metadata` source ends in `inference`): iterative solvers (whose
-    /// refined probe can drift) and other tools' files.
+    /// Every reconstruction except our networks' inferences, also when a
+    /// solver with a fixed probe refined them ([`crate::recon::on_dataset_grid`]):
+    /// iterative solvers (whose refined probe can drift) and other tools' files.
     #[default]
     Auto,
     /// Every reconstruction.
@@ -63,7 +110,7 @@ impl RegisterPolicy {
         match self {
             RegisterPolicy::All => true,
             RegisterPolicy::None => false,
-            RegisterPolicy::Auto => !source.is_some_and(|s| s.ends_with("inference")),
+            RegisterPolicy::Auto => !source.is_some_and(crate::recon::on_dataset_grid),
         }
     }
 
@@ -189,8 +236,8 @@ pub fn write_comparison(
 }
 
 /// `ptycho compare`: reads the truth dataset and each reconstruction NPZ
-/// (`object`), compares with [`default_align`], `phase_scale` and the
-/// registration `policy`, writes into `dir`.
+/// (`object`), compares with [`default_align`], `phase_scale`, the
+/// registration `policy` and the pixels `score` keeps, writes into `dir`.
 pub fn compare_files(
     truth_path: &Path,
     recons: &[(String, PathBuf)],
@@ -198,15 +245,20 @@ pub fn compare_files(
     margin_px: f64,
     phase_scale: PhaseScale,
     policy: RegisterPolicy,
+    score: ScorePixels,
 ) -> Result<CompareOutputs> {
     if recons.is_empty() {
         return Err(Error::config("recon", "give at least one reconstruction"));
     }
     let truth = read_dataset(truth_path)?;
-    let cfg = AlignConfig {
-        phase_scale,
-        ..default_align(&truth, margin_px)?
-    };
+    let cfg = with_score_pixels(
+        AlignConfig {
+            phase_scale,
+            ..default_align(&truth, margin_px)?
+        },
+        &truth,
+        score,
+    )?;
     let mut objects = Vec::with_capacity(recons.len());
     let mut register = Vec::with_capacity(recons.len());
     for (label, path) in recons {

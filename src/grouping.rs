@@ -35,6 +35,8 @@ pub struct GroupingConfig {
     /// Candidate neighbours per seed, `K ≥ C` (PtychoPINN's `neighbor_count`).
     pub k_neighbours: usize,
     /// Number of groups; `None` = one group per position, seeds in order.
+    /// (Training takes it as a cap without replacement: more groups than
+    /// positions means every position once, `train::TrainingData`.)
     pub n_groups: Option<usize>,
     /// Draw seeds with replacement (allows more groups than positions).
     pub with_replacement: bool,

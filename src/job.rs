@@ -27,6 +27,10 @@ pub struct JobSpec {
     pub out_dir: PathBuf,
     /// Continue from `out_dir/checkpoint.safetensors` when present.
     pub resume: bool,
+    /// Start from this bundle's weights (fine-tuning; its model
+    /// configuration must be `model`). Absent from older specs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_bundle: Option<PathBuf>,
 }
 
 /// The record of a job (`train_result.json`).
@@ -104,6 +108,22 @@ fn run(spec: &JobSpec, observer: &mut dyn TrainObserver, result: &mut JobResult)
     let mut trainer = Trainer::new(spec.model.clone(), spec.train.clone(), device);
     trainer.checkpoint_dir = Some(spec.out_dir.clone());
     trainer.resume = spec.resume;
+    if let Some(b) = &spec.init_bundle {
+        let bundle = crate::bundle::Bundle::load(b, tch::Device::Cpu)?;
+        if bundle.config() != &spec.model {
+            return Err(Error::config(
+                "init_bundle",
+                format!(
+                    "{} holds a {:?} network (gridsize {}, filters ×{}), not the one configured here",
+                    b.display(),
+                    bundle.config().kind,
+                    bundle.config().gridsize,
+                    bundle.config().n_filters_scale
+                ),
+            ));
+        }
+        trainer.init = Some(std::rc::Rc::new(crate::train::InitWeights::from_bundle(&bundle)));
+    }
     let outcome = trainer.fit(&ds, observer)?;
     result.status = "completed".into();
     result.epochs_completed = outcome.history.epochs.len();

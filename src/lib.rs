@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod model;
 pub mod physics;
 pub mod plot;
+pub mod quality;
 pub mod recon;
 pub mod runtime;
 pub mod simulate;

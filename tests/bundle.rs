@@ -2,43 +2,15 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use ptycho_workbench::bundle::{Bundle, BundleInputs, save_bundle};
+use ptycho_workbench::bundle::Bundle;
 use ptycho_workbench::data::npy::{self, NpyData};
-use ptycho_workbench::model::ModelConfig;
 use ptycho_workbench::simulate::simulate_on;
-use ptycho_workbench::train::{Precision, SilentObserver, TrainConfig, TrainedModel, Trainer};
+use ptycho_workbench::train::{Precision, TrainedModel};
 use tch::{Device, Kind, Tensor};
-
-fn trained_bundle(dir: &Path, gridsize: usize) -> PathBuf {
-    let mut cfg = small_config();
-    cfg.scan.spacing_px = 4.0;
-    let ds = simulate_on(&cfg, Device::Cpu).unwrap();
-    let mut train = TrainConfig::quick();
-    train.epochs = 1;
-    train.grouping.n_groups = Some(32);
-    let model = ModelConfig {
-        n: 32,
-        gridsize,
-        n_filters_scale: 1,
-        max_offset_px: 8.0,
-        ..ModelConfig::default()
-    };
-    let trainer = Trainer::new(model, train.clone(), Device::Cpu);
-    let outcome = trainer.fit(&ds, &mut SilentObserver).unwrap();
-    save_bundle(
-        &BundleInputs {
-            outcome: &outcome,
-            train_config: &train,
-            dataset: &ds,
-        },
-        dir,
-    )
-    .unwrap()
-}
 
 fn inputs(b: i64, c: i64, n: i64) -> (Tensor, Tensor) {
     tch::manual_seed(7);

@@ -670,6 +670,8 @@ fn compare_registers_what_its_policy_says_and_names_a_bad_policy() -> TestResult
                 seconds_inference: 0.0,
                 seconds_stitch: 0.0,
                 solver: None,
+                refinement: None,
+                adaptation: None,
             },
         };
         write_recon_npz(&recon, std::path::Path::new(&p(file)))?;

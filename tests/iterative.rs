@@ -22,13 +22,18 @@ fn noise_free() -> Dataset {
     simulate_on(&cfg, Device::Cpu).unwrap()
 }
 
-/// On the CPU, with the normaliser for noise-free data (see `IterativeConfig`).
+/// On the CPU, with the classic full steps (ePIE's α = 1, the gradient
+/// solver's 0.9 of the least-squares step) and the normaliser for
+/// noise-free data, rather than the choice for noisy data.
 fn cpu(cfg: IterativeConfig) -> IterativeConfig {
-    IterativeConfig {
+    let mut c = IterativeConfig {
         device: "cpu".into(),
-        max_weight: 0.003,
+        max_weight: Some(0.003),
         ..cfg
-    }
+    };
+    c.epie.alpha = Some(1.0);
+    c.gradient.step_scale = Some(0.9);
+    c
 }
 
 fn error_of(ds: &Dataset, object: &Array2<Complex32>) -> f64 {
@@ -55,7 +60,10 @@ fn epie_and_gradient_recover_the_object_from_noise_free_data() -> TestResult {
             },
         ),
     ] {
-        let cfg = cpu(IterativeConfig { iterations: 30, ..cfg });
+        let cfg = cpu(IterativeConfig {
+            iterations: Some(30),
+            ..cfg
+        });
         let mut seen = Vec::new();
         let out = reconstruct_iterative(&ds, &cfg, &mut |r| seen.push(r.iteration))?;
         let err = error_of(&ds, &out.reconstruction.object);
@@ -75,7 +83,7 @@ fn adam_lowers_the_object_error() -> TestResult {
     init();
     let ds = noise_free();
     let cfg = cpu(IterativeConfig {
-        iterations: 10,
+        iterations: Some(10),
         gradient: ptycho_workbench::recon::iterative::GradientConfig {
             optimizer: Optimizer::Adam,
             ..Default::default()
@@ -96,7 +104,7 @@ fn the_same_seed_gives_a_bit_identical_object() -> TestResult {
     for algorithm in [Algorithm::Epie, Algorithm::Gradient] {
         let cfg = cpu(IterativeConfig {
             algorithm,
-            iterations: 3,
+            iterations: Some(3),
             seed: 7,
             ..IterativeConfig::default()
         });
@@ -125,7 +133,7 @@ fn probe_refinement_lowers_the_data_error_from_a_perturbed_probe() -> TestResult
     for algorithm in [Algorithm::Epie, Algorithm::Gradient] {
         let base = cpu(IterativeConfig {
             algorithm,
-            iterations: 30,
+            iterations: Some(30),
             ..IterativeConfig::default()
         });
         let fixed = reconstruct_iterative(&ds, &base, &mut |_| {})?;
@@ -156,12 +164,24 @@ fn bad_configs_name_the_field() {
         assert!(e.contains(&format!("`{field}`")), "{field}: {e}");
     };
     let d = IterativeConfig::default;
-    check(IterativeConfig { iterations: 0, ..d() }, "iterations");
-    check(IterativeConfig { batch_size: 0, ..d() }, "batch_size");
-    check(IterativeConfig { max_weight: 0.0, ..d() }, "max_weight");
     check(
         IterativeConfig {
-            max_weight: f64::NAN,
+            iterations: Some(0),
+            ..d()
+        },
+        "iterations",
+    );
+    check(IterativeConfig { batch_size: 0, ..d() }, "batch_size");
+    check(
+        IterativeConfig {
+            max_weight: Some(0.0),
+            ..d()
+        },
+        "max_weight",
+    );
+    check(
+        IterativeConfig {
+            max_weight: Some(f64::NAN),
             ..d()
         },
         "max_weight",
@@ -175,7 +195,7 @@ fn bad_configs_name_the_field() {
         "device",
     );
     let mut c = d();
-    c.epie.alpha = -1.0;
+    c.epie.alpha = Some(-1.0);
     check(c, "epie.alpha");
     let mut c = d();
     c.gradient.learning_rate = 0.0;
@@ -183,6 +203,7 @@ fn bad_configs_name_the_field() {
     check(
         IterativeConfig {
             refine_probe: true,
+            iterations: Some(100),
             probe_start_iteration: 101,
             ..d()
         },
@@ -209,7 +230,7 @@ fn tolerance_stops_early_and_the_output_records_how_it_ran() -> TestResult {
     init();
     let ds = noise_free();
     let cfg = cpu(IterativeConfig {
-        iterations: 200,
+        iterations: Some(200),
         tolerance: 0.2,
         ..IterativeConfig::default()
     });
@@ -257,7 +278,7 @@ fn datasets_without_an_object_and_with_fractional_positions_run() -> TestResult 
     let out = reconstruct_iterative(
         &ds,
         &cpu(IterativeConfig {
-            iterations: 2,
+            iterations: Some(2),
             ..Default::default()
         }),
         &mut |_| {},

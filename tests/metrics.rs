@@ -615,3 +615,99 @@ fn align_config_is_strict_serde() -> TestResult {
     }
     Ok(())
 }
+
+fn masked_real(key: &str) -> Array2<f64> {
+    let a = common::npz_member(&common::fixture("metrics_masked").join("masked.npz"), key);
+    Array2::from_shape_vec((a.shape[0], a.shape[1]), common::f64s(&a)).expect("2-D")
+}
+
+#[test]
+fn masked_metrics_match_numpy_and_ignore_unscored_pixels() -> TestResult {
+    // tests/fixtures/metrics_masked/make_masked_fixtures.py: the prediction
+    // holds values up to 50 outside the mask, which no metric may see
+    let want = common::read_json(&common::fixture("metrics_masked").join("expected.json"));
+    let (truth, pred) = (masked_real("truth"), masked_real("pred"));
+    let mask = masked_real("mask").mapv(|v| v > 0.5);
+    let r = num(&want["data_range"]);
+    let (m, curve) = image_metrics_masked(truth.view(), pred.view(), r, mask.view())?;
+    assert_close("masked MAE", m.mae, num(&want["mae"]), 1e-12);
+    assert_close("masked MSE", m.mse, num(&want["mse"]), 1e-12);
+    assert_close("masked PSNR", m.psnr, num(&want["psnr"]), 1e-10);
+    assert_close("masked SSIM", m.ssim, num(&want["ssim"]), 1e-9);
+    assert_close("masked MS-SSIM", m.ms_ssim, num(&want["ms_ssim"]), 1e-9);
+    for (k, (g, w)) in curve.frc.iter().zip(nums(&want["frc"])).enumerate() {
+        assert_close(&format!("masked FRC ring {k}"), *g, w, 1e-9);
+    }
+    // every pixel kept: scikit-image's plain SSIM (on the prediction without
+    // the planted values)
+    let clean = masked_real("pred_clean");
+    let all = Array2::from_elem(mask.dim(), true);
+    assert_close(
+        "all-true mask SSIM",
+        ssim_masked(truth.view(), clean.view(), r, all.view())?,
+        num(&want["ssim_all"]),
+        1e-9,
+    );
+    assert_eq!(
+        ssim_masked(truth.view(), clean.view(), r, all.view())?,
+        ssim(truth.view(), clean.view(), r)?
+    );
+    // the plane through the scored pixels of a phase that is noise elsewhere
+    let plane = fit_plane_masked(masked_real("phase").view(), mask.view())?;
+    let p = nums(&want["plane"]);
+    assert_close("plane slope x", plane.slope_x_rad_per_px, p[0], 1e-9);
+    assert_close("plane slope y", plane.slope_y_rad_per_px, p[1], 1e-9);
+    assert_close("plane offset", plane.offset_rad, p[2], 1e-9);
+    // a mask that keeps nothing inside the SSIM border is an error, as is a wrong shape
+    let mut edge = Array2::from_elem(mask.dim(), false);
+    edge[[0, 0]] = true;
+    assert!(ssim_masked(truth.view(), pred.view(), r, edge.view()).is_err());
+    assert!(ssim_masked(truth.view(), pred.view(), r, Array2::from_elem((3, 3), true).view()).is_err());
+    Ok(())
+}
+
+#[test]
+fn compare_objects_scores_only_the_mask_and_records_it() -> TestResult {
+    // a sparse scan's reconstruction: right where the mask is, garbage in
+    // the gaps; with the mask it scores as the good part alone
+    let t = object(64, 64);
+    let mut mask = Array2::from_elem((64, 64), false);
+    for ((y, x), k) in mask.indexed_iter_mut() {
+        *k = (y as f64 - 20.0).hypot(x as f64 - 22.0) < 14.0 || (y as f64 - 44.0).hypot(x as f64 - 42.0) < 12.0;
+    }
+    let good = t.mapv(|v| v * Complex32::from_polar(1.0, 0.3));
+    let wild = ndarray::Zip::from(&good)
+        .and(&mask)
+        .map_collect(|&v, &k| if k { v } else { Complex32::new(7.0, -3.0) });
+    let cfg = AlignConfig {
+        mask: Some(std::sync::Arc::new(mask.clone())),
+        ..AlignConfig::none()
+    };
+    let offset = AlignConfig {
+        phase_align: PhaseAlign::Offset,
+        ..cfg.clone()
+    };
+    let c = compare_objects(&t, &wild, &offset)?;
+    assert!(
+        c.amplitude.ssim > 0.999 && c.phase.ssim > 0.999,
+        "{:?} {:?}",
+        c.amplitude,
+        c.phase
+    );
+    assert!((c.alignment.phase_offset_rad.unwrap() + 0.3).abs() < 1e-5);
+    let kept = mask.iter().filter(|&&k| k).count();
+    assert_eq!(c.alignment.scored_pixels, Some(kept));
+    assert!((c.alignment.scored_fraction.unwrap() - kept as f64 / 4096.0).abs() < 1e-12);
+    // without the mask the gaps dominate
+    let plain = compare_objects(&t, &wild, &AlignConfig { mask: None, ..offset })?;
+    assert!(plain.amplitude.ssim < 0.5, "{}", plain.amplitude.ssim);
+    assert_eq!(plain.alignment.scored_pixels, None);
+    // a mask of the wrong shape is an error naming it
+    let bad = AlignConfig {
+        mask: Some(std::sync::Arc::new(Array2::from_elem((8, 8), true))),
+        ..AlignConfig::none()
+    };
+    let e = compare_objects(&t, &wild, &bad).unwrap_err().to_string();
+    assert!(e.contains("mask"), "{e}");
+    Ok(())
+}

@@ -299,6 +299,39 @@ fn reconstruction_and_comparison_render() -> TestResult {
     Ok(())
 }
 
+/// Share of the picture's pixel rows that are white from edge to edge.
+fn blank_row_fraction(img: &image::RgbImage) -> f64 {
+    let blank = (0..img.height())
+        .filter(|&y| (0..img.width()).all(|x| img.get_pixel(x, y).0 == [255, 255, 255]))
+        .count();
+    blank as f64 / img.height() as f64
+}
+
+#[test]
+fn comparison_rows_follow_the_images_aspect_ratio() -> TestResult {
+    // a region three times wider than tall (a test half scanned across):
+    // rows as tall as square ones left most of the figure blank
+    let wide = Array2::from_shape_fn((40, 120), |(i, j)| {
+        Complex32::from_polar(0.6 + 0.3 * ((i + j) % 7) as f32 / 7.0, (j as f32 / 30.0).sin())
+    });
+    let pred = wide.mapv(|z| z * Complex32::from_polar(0.9, 0.2));
+    let fig = plot::comparison(&wide, &[("PINN", &pred), ("ePIE", &wide)])?;
+    let square = plot::comparison(&reconstruction(48).object, &[("PINN", &reconstruction(48).object)])?;
+    let (w, h) = fig.size();
+    assert_eq!(w, square.size().0);
+    // three rows of a 1:3 region are not taller than two rows of a square one
+    assert!(h < square.size().1, "{h} vs {}", square.size().1);
+    let img = check_png(&fig.to_png()?, (w, h));
+    let blank = blank_row_fraction(&img);
+    assert!(blank < 0.45, "{:.0} % of the rows are blank", 100.0 * blank);
+    // and a tall region gets taller rows, within the cap
+    let tall = Array2::from_elem((200, 50), Complex32::new(1.0, 0.1));
+    let t = plot::comparison(&tall, &[("x", &tall)])?;
+    assert!(t.size().1 > square.size().1);
+    assert!(t.size().1 <= 2 * 616 + 40);
+    Ok(())
+}
+
 #[test]
 fn curves_and_bars_render() -> TestResult {
     let f: Vec<f64> = (0..50).map(|i| i as f64 / 100.0).collect();

@@ -1029,7 +1029,7 @@ fn finite(o: &Array2<Complex32>) -> bool {
 
 fn epie(iterations: usize) -> IterativeConfig {
     let mut cfg = IterativeConfig::epie();
-    cfg.iterations = iterations;
+    cfg.iterations = Some(iterations);
     cfg.device = "cpu".into();
     cfg
 }

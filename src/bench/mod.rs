@@ -862,12 +862,15 @@ pub fn iterative_bench(
     let npz = dir.path().join("iterative_bench.npz");
     crate::data::write_npz(&ds, &npz)?;
 
-    let solver = IterativeConfig {
-        iterations,
+    // the reference implements α = 1 with the given max_weight: the same settings here
+    let mut solver = IterativeConfig {
+        iterations: Some(iterations),
+        max_weight: Some(0.01),
         tolerance: 0.0,
         device: torch_device_name(device),
         ..IterativeConfig::epie()
     };
+    solver.epie.alpha = Some(1.0);
     let mut our_error = f64::NAN;
     let our_round = || -> Result<Vec<f64>> {
         let mut ours = Vec::with_capacity(repeats);
@@ -887,7 +890,7 @@ pub fn iterative_bench(
         "--batch".into(),
         solver.batch_size.to_string(),
         "--max-weight".into(),
-        solver.max_weight.to_string(),
+        solver.max_weight.unwrap_or(0.01).to_string(),
         "--repeats".into(),
         repeats.to_string(),
     ];

@@ -49,15 +49,29 @@ enum Command {
     #[command(subcommand)]
     Bundle(BundleCommand),
     /// Reconstruct a dataset's object with an iterative solver (no training).
+    /// The step, max_weight and iteration budget not given are chosen from
+    /// the data (photons per pattern, overlap); the output records them.
     Reconstruct {
         #[arg(long)]
         data: PathBuf,
         /// epie or gradient (default: the config file's, else epie).
         #[arg(long)]
         algorithm: Option<String>,
-        /// Passes over all positions (default: the solver's).
+        /// Passes over all positions (default: chosen from the data).
         #[arg(long)]
         iterations: Option<usize>,
+        /// The object step: ePIE's α, or the gradient solver's step scale
+        /// (default: chosen from the data).
+        #[arg(long)]
+        step: Option<f64>,
+        /// Weight of the brightest pixel in the update's normaliser, (0, 1]
+        /// (default: chosen from the data).
+        #[arg(long)]
+        max_weight: Option<f64>,
+        /// Start from this reconstruction NPZ (`object`, and `probe` when it
+        /// has one) instead of a flat object: e.g. `ptycho infer`'s output.
+        #[arg(long)]
+        init: Option<PathBuf>,
         /// Also refine the probe.
         #[arg(long)]
         refine_probe: bool,
@@ -84,9 +98,9 @@ enum Command {
         /// Simulated patterns (default 2048).
         #[arg(long)]
         n_images: Option<usize>,
-        /// ePIE iterations.
-        #[arg(long, default_value_t = 100)]
-        iterations: usize,
+        /// ePIE iterations (default: chosen from the data).
+        #[arg(long)]
+        iterations: Option<usize>,
         /// auto, cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: String,
@@ -128,6 +142,12 @@ enum Command {
         /// which are stitched on the dataset's grid), `all` or `none`.
         #[arg(long, default_value = "auto")]
         register: String,
+        /// Which pixels are scored: `region` (every pixel of the scanned
+        /// region) or `illuminated` (only those inside the probe's support
+        /// at some position: for sparse or overlap-free scans, whose gaps no
+        /// measurement saw).
+        #[arg(long, default_value = "region")]
+        score_pixels: String,
         #[arg(long)]
         out: PathBuf,
         /// Print the metrics as JSON instead of a table.
@@ -161,6 +181,19 @@ enum Command {
         /// bf16 (autocast, CUDA or CPU) for the network's forward passes.
         #[arg(long, default_value = "fp32")]
         precision: String,
+        /// Then refine the stitched object with ePIE on the same device: a
+        /// number of iterations, or `auto` (settings and budget chosen from
+        /// the data, as `ptycho reconstruct`).
+        #[arg(long)]
+        refine: Option<String>,
+        /// First fine-tune a copy of the PINN on this dataset for STEPS
+        /// steps with the physics loss (test-time training; no ground truth).
+        #[arg(long)]
+        adapt: Option<usize>,
+        /// Align each group's constant phase with its neighbours' before
+        /// averaging the crops (phase-consistent stitching).
+        #[arg(long)]
+        phase_sync: bool,
     },
 }
 
@@ -172,11 +205,17 @@ struct TrainArgs {
     /// Held-out dataset: its loss is reported in train_result.json.
     #[arg(long)]
     test: Option<PathBuf>,
-    /// pinn or supervised.
-    #[arg(long, default_value = "pinn")]
-    model: String,
-    #[arg(long, default_value_t = 1)]
-    gridsize: usize,
+    /// pinn or supervised (default pinn; with --init-bundle, the bundle's).
+    #[arg(long)]
+    model: Option<String>,
+    /// 1 or 2 (default 1; with --init-bundle, the bundle's).
+    #[arg(long)]
+    gridsize: Option<usize>,
+    /// Fine-tune this bundle's network instead of training a fresh one (its
+    /// architecture is kept; the physics loss needs no ground truth, so a
+    /// PINN can adapt to new data, even the scan it will reconstruct).
+    #[arg(long)]
+    init_bundle: Option<PathBuf>,
     /// quick (a few CPU minutes) or paper (the published defaults).
     #[arg(long, default_value = "quick")]
     preset: String,
@@ -206,6 +245,14 @@ struct TrainArgs {
     /// Multiplies every filter count of the network (default: the preset's).
     #[arg(long)]
     n_filters_scale: Option<usize>,
+    /// Phase head: pi-tanh (PtychoPINN, bounded) or linear (unbounded,
+    /// wrapped by e^{iφ}; default: the model's).
+    #[arg(long)]
+    phase_activation: Option<String>,
+    /// Gridsize 2: apply the overlap constraint at the group `centroid`
+    /// (PtychoPINN) or in each member's frame (`members`; default: the model's).
+    #[arg(long)]
+    overlap_frame: Option<String>,
     /// fp32 (libtorch's defaults: TF32 convolutions on GPUs that have them), fp32-strict (TF32 off), fp16 (CUDA autocast with a dynamic loss scale) or bf16 (autocast on CUDA or the CPU; default: fp32).
     #[arg(long)]
     precision: Option<String>,
@@ -472,6 +519,41 @@ enum BenchCommand {
         #[arg(long, default_value = "benches/results")]
         results: PathBuf,
     },
+    /// The quality suite: every arm (networks, tuned solvers, the hybrid,
+    /// a constant) on cases across objects, doses and overlap, scored
+    /// against the truth as `ptycho compare` scores (docs/quality.md).
+    /// Cases keep their data and networks under --work-dir, so a rerun
+    /// reuses what matches.
+    Quality {
+        /// A suite TOML (default: the built-in default suite, about an hour
+        /// on a 2-core CPU).
+        #[arg(long, conflicts_with = "quick")]
+        suite: Option<PathBuf>,
+        /// The built-in quick suite (three cases, about 15 minutes).
+        #[arg(long)]
+        quick: bool,
+        /// Only these cases (comma-separated names).
+        #[arg(long, value_delimiter = ',')]
+        cases: Vec<String>,
+        /// Only these arms (comma-separated), instead of the suite's.
+        #[arg(long, value_delimiter = ',')]
+        arms: Vec<String>,
+        /// Where the cases' data, networks and reconstructions live.
+        #[arg(long, default_value = "out/quality")]
+        work_dir: PathBuf,
+        /// Resimulate and retrain even where a cached result matches.
+        #[arg(long)]
+        force: bool,
+        /// auto, cpu, cuda or cuda:N (default: the suite's).
+        #[arg(long)]
+        device: Option<String>,
+        /// Where the CSV and JSON go.
+        #[arg(long, default_value = "benches/results")]
+        results: PathBuf,
+        /// Print the rows as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Grouping of 100k positions against scipy's cKDTree.
     Group {
         #[arg(long)]
@@ -545,10 +627,10 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
         "paper" => TrainConfig::paper(),
         other => bail!("--preset: `{other}` is not quick or paper"),
     };
-    let kind = match a.model.as_str() {
-        "pinn" => ModelKind::Pinn,
-        "supervised" => ModelKind::Supervised,
-        other => bail!("--model: `{other}` is not pinn or supervised"),
+    let kind = match a.model.as_deref() {
+        None | Some("pinn") => ModelKind::Pinn,
+        Some("supervised") => ModelKind::Supervised,
+        Some(other) => bail!("--model: `{other}` is not pinn or supervised"),
     };
     train.epochs = a.epochs.unwrap_or(train.epochs);
     train.batch_size = a.batch_size.unwrap_or(train.batch_size);
@@ -571,13 +653,63 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
         train.grouping.seed = s;
     }
     let n = data::read_dataset(&a.train)?.patch_size();
-    let mut model = ModelConfig {
-        kind,
-        gridsize: a.gridsize,
-        n,
-        ..ModelConfig::default()
+    let mut model = match &a.init_bundle {
+        Some(b) => {
+            let bundle = ptycho_workbench::bundle::Bundle::load(b, tch::Device::Cpu)?;
+            let m = bundle.config().clone();
+            for (flag, given, has) in [
+                ("--gridsize", a.gridsize.map(|g| g.to_string()), m.gridsize.to_string()),
+                ("--model", a.model.clone(), format!("{:?}", m.kind).to_lowercase()),
+                (
+                    "--n-filters-scale",
+                    a.n_filters_scale.map(|v| v.to_string()),
+                    m.n_filters_scale.to_string(),
+                ),
+            ] {
+                if let Some(g) = given
+                    && g != has
+                {
+                    bail!(
+                        "{flag} {g}: the bundle {} holds {has} (fine-tuning keeps its network)",
+                        b.display()
+                    );
+                }
+            }
+            if a.phase_activation.is_some() {
+                bail!("--phase-activation: fine-tuning keeps the bundle's network");
+            }
+            if m.n != n {
+                bail!("the bundle's network is for N = {}, the data has N = {n}", m.n);
+            }
+            m
+        }
+        None => ModelConfig {
+            kind,
+            gridsize: a.gridsize.unwrap_or(1),
+            n,
+            ..ModelConfig::default()
+        },
     };
-    model.n_filters_scale = a.n_filters_scale.unwrap_or(model.n_filters_scale);
+    if a.init_bundle.is_none() {
+        model.n_filters_scale = a.n_filters_scale.unwrap_or(model.n_filters_scale);
+    }
+    if let Some(f) = &a.overlap_frame {
+        if a.init_bundle.is_some() {
+            bail!("--overlap-frame: fine-tuning keeps the bundle's network");
+        }
+        model.overlap_frame = match f.as_str() {
+            "centroid" => ptycho_workbench::model::OverlapFrame::Centroid,
+            "members" => ptycho_workbench::model::OverlapFrame::Members,
+            other => bail!("--overlap-frame: `{other}` is not centroid or members"),
+        };
+    }
+    if let Some(p) = &a.phase_activation {
+        model.phase_activation = match p.as_str() {
+            "pi-tanh" => ptycho_workbench::model::PhaseActivation::PiTanh,
+            "linear" => ptycho_workbench::model::PhaseActivation::Linear,
+            other => bail!("--phase-activation: `{other}` is not pi-tanh or linear"),
+        };
+    }
     model.validate()?;
     train.validate()?;
     Ok(JobSpec {
@@ -588,6 +720,7 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
         device: a.device,
         out_dir: a.out,
         resume: a.resume,
+        init_bundle: a.init_bundle,
     })
 }
 
@@ -648,6 +781,89 @@ fn run(cli: Cli) -> Result<()> {
             }
             let rows = bench::train_bench(&b)?;
             print_bench(&rows, json)?;
+        }
+        Command::Bench(BenchCommand::Quality {
+            suite,
+            quick,
+            cases,
+            arms,
+            work_dir,
+            force,
+            device,
+            results,
+            json,
+        }) => {
+            use ptycho_workbench::quality;
+            let started = std::time::Instant::now();
+            let mut s = match (&suite, quick) {
+                (Some(p), _) => quality::QualitySuite::from_toml(
+                    &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+                )
+                .with_context(|| format!("in {}", p.display()))?,
+                (None, true) => quality::QualitySuite::quick_suite()?,
+                (None, false) => quality::QualitySuite::default_suite()?,
+            };
+            s.select(&cases)?;
+            if !arms.is_empty() {
+                let arms: Vec<quality::Arm> = arms.iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
+                s.arms = arms.clone();
+                for c in &mut s.cases {
+                    c.arms = Some(arms.clone());
+                }
+            }
+            if let Some(d) = device {
+                s.device = d;
+            }
+            let opts = quality::RunOptions {
+                work_dir: work_dir.clone(),
+                force,
+            };
+            let mut observer = terminal_observer();
+            let rows = quality::run_suite(
+                &s,
+                &opts,
+                &mut |r| {
+                    eprintln!(
+                        "{:<18} {:<12} {}",
+                        r.case,
+                        r.arm,
+                        match (r.amp_ssim, r.phase_ssim) {
+                            (Some(a), Some(p)) => format!(
+                                "amplitude SSIM {a:.3}  phase SSIM {p:.3}  ({:.0} s train, {:.1} s reconstruct)  {}",
+                                r.seconds_train, r.seconds_reconstruct, r.detail
+                            ),
+                            _ => format!("failed: {}", r.error.as_deref().unwrap_or("?")),
+                        }
+                    )
+                },
+                observer.as_mut(),
+            )?;
+            let report = quality::QualityReport {
+                command: std::env::args().collect::<Vec<_>>().join(" "),
+                suite: s,
+                machine: bench::Machine::describe(),
+                crate_version: env!("CARGO_PKG_VERSION").into(),
+                finished_unix: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                seconds: started.elapsed().as_secs_f64(),
+                rows,
+            };
+            let (json_path, csv_path) = quality::write_results(&report, &results)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report.rows)?);
+            } else {
+                println!("{}", quality::markdown_table(&report.rows));
+            }
+            eprintln!(
+                "{:.0} s; wrote {} and {}",
+                report.seconds,
+                json_path.display(),
+                csv_path.display()
+            );
+            if report.rows.iter().any(|r| r.status != "ok") {
+                bail!("some arms failed (see the table)");
+            }
         }
         Command::Bench(BenchCommand::Group { json, n, rounds }) => {
             print_bench(&bench::group_bench(n, 5, rounds, &bench::default_python())?, json)?;
@@ -769,12 +985,17 @@ fn run(cli: Cli) -> Result<()> {
             data: input,
             algorithm,
             iterations,
+            step,
+            max_weight,
+            init,
             refine_probe,
             config,
             device,
             out,
         } => {
-            use ptycho_workbench::recon::iterative::{Algorithm, IterativeConfig, reconstruct_iterative};
+            use ptycho_workbench::recon::iterative::{
+                Algorithm, IterativeConfig, IterativeInit, reconstruct_iterative_from,
+            };
             let mut cfg = match &config {
                 Some(p) => IterativeConfig::from_toml(
                     &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
@@ -789,22 +1010,57 @@ fn run(cli: Cli) -> Result<()> {
                     other => bail!("unknown --algorithm `{other}` (epie or gradient)"),
                 };
             }
-            if let Some(k) = iterations {
-                cfg.iterations = k;
+            if iterations.is_some() {
+                cfg.iterations = iterations;
+            }
+            if let Some(v) = step {
+                match cfg.algorithm {
+                    Algorithm::Epie => cfg.epie.alpha = Some(v),
+                    Algorithm::Gradient => cfg.gradient.step_scale = Some(v),
+                }
+            }
+            if max_weight.is_some() {
+                cfg.max_weight = max_weight;
             }
             cfg.refine_probe |= refine_probe;
             if let Some(d) = device {
                 cfg.device = d;
             }
             let ds = data::read_dataset(&input)?;
-            let outcome = reconstruct_iterative(&ds, &cfg, &mut |r| {
+            let init = match &init {
+                None => None,
+                Some(p) => {
+                    let r = data::product::read_recon_file(p)?;
+                    Some(IterativeInit {
+                        object: r.object,
+                        coverage: r.coverage,
+                        probe: r.probe,
+                        source: p.display().to_string(),
+                    })
+                }
+            };
+            let outcome = reconstruct_iterative_from(&ds, &cfg, init.as_ref(), &mut |r| {
                 eprintln!(
                     "iteration {:4}  data error {:.4e}  {:7.2} s",
                     r.iteration, r.data_error, r.seconds
                 )
             })?;
-            write_recon_npz(&outcome.reconstruction, &out)?;
-            eprintln!("wrote {}", out.display());
+            let probe = cfg.refine_probe.then_some(&outcome.probe);
+            ptycho_workbench::recon::write_recon_npz_with_probe(&outcome.reconstruction, probe, &out)?;
+            if let Some(s) = &outcome.reconstruction.metadata.solver {
+                eprintln!(
+                    "wrote {} ({} iterations, step {}, max_weight {}{})",
+                    out.display(),
+                    s.iterations_run,
+                    s.settings.step,
+                    s.settings.max_weight,
+                    if s.settings.chosen.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; chosen from the data: {}", s.settings.chosen.join(", "))
+                    }
+                );
+            }
         }
         Command::Demo {
             out,
@@ -824,7 +1080,9 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(n) = n_images {
                 cfg.sim.scan.n_images = Some(n);
             }
-            cfg.iterative.iterations = iterations;
+            if iterations.is_some() {
+                cfg.iterative.iterations = iterations;
+            }
             cfg.device = device;
             let mut observer = terminal_observer();
             let done = ptycho_workbench::demo::run_demo(&cfg, &out, observer.as_mut())?;
@@ -863,10 +1121,12 @@ fn run(cli: Cli) -> Result<()> {
             margin_px,
             phase_range,
             register,
+            score_pixels,
             out,
             json,
         } => {
             let policy = ptycho_workbench::compare::RegisterPolicy::parse(&register)?;
+            let score = ptycho_workbench::compare::ScorePixels::parse(&score_pixels)?;
             let phase_scale = match phase_range.as_str() {
                 "unit" => PhaseScale::UnitInterval,
                 "span" => PhaseScale::TruthSpan,
@@ -894,7 +1154,7 @@ fn run(cli: Cli) -> Result<()> {
                 })
                 .collect();
             let written =
-                ptycho_workbench::compare::compare_files(&truth, &named, &out, margin_px, phase_scale, policy)?;
+                ptycho_workbench::compare::compare_files(&truth, &named, &out, margin_px, phase_scale, policy, score)?;
             if json {
                 println!("{}", std::fs::read_to_string(&written.metrics_json)?);
             } else {
@@ -918,6 +1178,9 @@ fn run(cli: Cli) -> Result<()> {
             stitch_at,
             device,
             precision,
+            refine,
+            adapt,
+            phase_sync,
         } => {
             let stitch_at = match stitch_at.as_str() {
                 "members" => StitchAt::Members,
@@ -928,20 +1191,44 @@ fn run(cli: Cli) -> Result<()> {
             let device = ptycho_workbench::array::parse_device(&device)?;
             let b = Bundle::load(&bundle, device)?;
             let ds = data::read_dataset(&input)?;
+            let refine = match refine.as_deref() {
+                None => None,
+                Some("auto") => Some(ptycho_workbench::recon::iterative::IterativeConfig::epie()),
+                Some(k) => match k.parse::<usize>() {
+                    Ok(k) if k > 0 => Some(ptycho_workbench::recon::iterative::IterativeConfig {
+                        iterations: Some(k),
+                        ..ptycho_workbench::recon::iterative::IterativeConfig::epie()
+                    }),
+                    _ => bail!("--refine: `{k}` is not a positive number of iterations or auto"),
+                },
+            };
             let cfg = ReconConfig {
                 crop_px,
                 stitch_at,
                 precision,
+                refine,
+                adapt: adapt.map(|steps| ptycho_workbench::recon::AdaptConfig {
+                    steps,
+                    ..ptycho_workbench::recon::AdaptConfig::default()
+                }),
+                phase_sync,
                 ..ReconConfig::default()
             };
             let recon = b.reconstruct(&ds, &cfg)?;
             write_recon_npz(&recon, &out)?;
             eprintln!(
-                "wrote {} ({} groups, inference {:.2} s, stitching {:.2} s)",
+                "wrote {} ({} groups, inference {:.2} s, stitching {:.2} s{})",
                 out.display(),
                 recon.metadata.n_groups,
                 recon.metadata.seconds_inference,
-                recon.metadata.seconds_stitch
+                recon.metadata.seconds_stitch,
+                recon.metadata.adaptation.as_ref().map_or(String::new(), |a| format!(
+                    ", after {} adaptation steps in {:.1} s (loss {:.4} → {:.4})",
+                    a.steps, a.seconds, a.loss_before, a.loss_after
+                )) + &recon.metadata.refinement.as_ref().map_or(String::new(), |r| format!(
+                    ", then {} iterations in {:.2} s",
+                    r.iterations_run, r.seconds_iterations
+                ))
             );
         }
         Command::Study(c) => study::run(c)?,

@@ -320,9 +320,67 @@ pub fn read_recon_object(path: &Path) -> Result<Array2<Complex32>> {
 /// inference"`, `"iterative epie"`, …); `None` for a file written by
 /// another tool, or whose `_metadata` is not our JSON.
 pub fn read_recon(path: &Path) -> Result<(Array2<Complex32>, Option<String>)> {
+    let r = read_recon_file(path)?;
+    Ok((r.object, r.source))
+}
+
+/// What a reconstruction NPZ holds (ours or another tool's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReconFile {
+    /// `object` (or `objectGuess`), complex64 `[H, W]`.
+    pub object: Array2<Complex32>,
+    /// `coverage` (float32 `[H, W]`, ours), when present.
+    pub coverage: Option<Array2<f32>>,
+    /// `probe` or `probeGuess` (complex64 `[N, N]`), when present.
+    pub probe: Option<Array2<Complex32>>,
+    /// Our `_metadata`'s `source`.
+    pub source: Option<String>,
+}
+
+/// Reads [`ReconFile`]: the object is required; coverage and probe are
+/// read when present (and must then have the right dtype and rank).
+pub fn read_recon_file(path: &Path) -> Result<ReconFile> {
     let mut object = None;
     let mut source = None;
+    let mut coverage = None;
+    let mut probe = None;
+    let two_d = |key: &str, shape: &[usize]| -> Result<(usize, usize)> {
+        match shape {
+            [h, w] => Ok((*h, *w)),
+            _ => Err(Error::format(path, format!("`{key}`: expected [H, W], got {shape:?}"))),
+        }
+    };
     for (key, arr) in super::npy::read_npz(path)? {
+        if key == "coverage" {
+            let a = arr?;
+            let dim = two_d(&key, &a.shape)?;
+            let v = match a.data {
+                super::npy::NpyData::F32(v) => v,
+                other => {
+                    return Err(Error::format(
+                        path,
+                        format!("`coverage` has dtype {}, expected float32", other.dtype_name()),
+                    ));
+                }
+            };
+            coverage = Some(Array2::from_shape_vec(dim, v).map_err(|e| Error::format(path, e.to_string()))?);
+            continue;
+        }
+        if probe.is_none() && (key == "probe" || key == "probeGuess") {
+            let a = arr?;
+            let dim = two_d(&key, &a.shape)?;
+            let v = match a.data {
+                super::npy::NpyData::C64(v) => v,
+                other => {
+                    return Err(Error::format(
+                        path,
+                        format!("`{key}` has dtype {}, expected complex64", other.dtype_name()),
+                    ));
+                }
+            };
+            probe = Some(Array2::from_shape_vec(dim, v).map_err(|e| Error::format(path, e.to_string()))?);
+            continue;
+        }
         if key == "_metadata" {
             if let Ok(super::npy::NpyArray {
                 data: super::npy::NpyData::Str(s),
@@ -355,8 +413,19 @@ pub fn read_recon(path: &Path) -> Result<(Array2<Complex32>, Option<String>)> {
             );
         }
     }
-    match object {
-        Some(o) => Ok((o, source)),
-        None => Err(Error::format(path, "missing key `object`")),
+    let object = object.ok_or_else(|| Error::format(path, "missing key `object`"))?;
+    if let Some(c) = &coverage
+        && c.dim() != object.dim()
+    {
+        return Err(Error::format(
+            path,
+            format!("`coverage` is {:?}, the object {:?}", c.shape(), object.shape()),
+        ));
     }
+    Ok(ReconFile {
+        object,
+        coverage,
+        probe,
+        source,
+    })
 }

@@ -288,6 +288,85 @@ pub fn fit_plane(phase: ArrayView2<'_, f64>) -> Result<PhasePlane> {
     })
 }
 
+/// Least-squares plane through the pixels of `phase` where `mask` is true
+/// (normal equations in centred coordinates, solved in closed form; a
+/// direction the kept pixels do not span gets a zero slope). The same as
+/// [`fit_plane`] when every pixel is kept.
+pub fn fit_plane_masked(phase: ArrayView2<'_, f64>, mask: ArrayView2<'_, bool>) -> Result<PhasePlane> {
+    if mask.dim() != phase.dim() {
+        return Err(Error::shape(
+            "phase mask",
+            format!("{:?} (the phase image's shape)", phase.shape()),
+            format!("{:?}", mask.shape()),
+        ));
+    }
+    let kept: Vec<(f64, f64, f64)> = phase
+        .indexed_iter()
+        .filter(|(idx, _)| mask[*idx])
+        .map(|((y, x), &p)| (x as f64, y as f64, p))
+        .collect();
+    if kept.is_empty() {
+        return Err(Error::value("phase mask", "keeps no pixel: no plane to fit"));
+    }
+    super::basic::check_finite("phase image", phase)?;
+    let n = kept.len() as f64;
+    let (mx, my, mp) = kept
+        .iter()
+        .fold((0.0, 0.0, 0.0), |(a, b, c), (x, y, p)| (a + x, b + y, c + p));
+    let (mx, my, mp) = (mx / n, my / n, mp / n);
+    let (mut sxx, mut syy, mut sxy, mut sxp, mut syp) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (x, y, p) in &kept {
+        let (dx, dy, dp) = (x - mx, y - my, p - mp);
+        sxx += dx * dx;
+        syy += dy * dy;
+        sxy += dx * dy;
+        sxp += dx * dp;
+        syp += dy * dp;
+    }
+    let det = sxx * syy - sxy * sxy;
+    let (a, b) = if det > 1e-9 * (sxx * syy).max(1e-300) {
+        ((sxp * syy - syp * sxy) / det, (syp * sxx - sxp * sxy) / det)
+    } else if sxx > 0.0 {
+        (sxp / sxx, 0.0)
+    } else if syy > 0.0 {
+        (0.0, syp / syy)
+    } else {
+        (0.0, 0.0)
+    };
+    Ok(PhasePlane {
+        slope_x_rad_per_px: a,
+        slope_y_rad_per_px: b,
+        offset_rad: mp - a * mx - b * my,
+    })
+}
+
+/// [`phase_offset`] over the pixels where `mask` is true.
+pub fn phase_offset_masked(
+    truth: ArrayView2<'_, Complex32>,
+    pred: ArrayView2<'_, Complex32>,
+    mask: ArrayView2<'_, bool>,
+) -> Result<f64> {
+    if truth.dim() != pred.dim() || mask.dim() != truth.dim() {
+        return Err(Error::shape(
+            "predicted object and mask",
+            format!("{:?} (the truth's shape)", truth.shape()),
+            format!("{:?} and {:?}", pred.shape(), mask.shape()),
+        ));
+    }
+    let c: Complex64 =
+        ndarray::Zip::from(truth)
+            .and(pred)
+            .and(mask)
+            .fold(Complex64::new(0.0, 0.0), |acc, t, p, &keep| {
+                if keep {
+                    acc + Complex64::new(t.re as f64, t.im as f64) * Complex64::new(p.re as f64, -p.im as f64)
+                } else {
+                    acc
+                }
+            });
+    Ok(if c.norm() > 0.0 { c.arg() } else { 0.0 })
+}
+
 /// The global phase (radians) that best maps `pred` onto `truth`:
 /// `θ = arg Σ truth·conj(pred)`, so `pred·e^{iθ}` minimises
 /// `Σ|truth − pred·e^{iθ}|²` (amplitude-weighted, no wrapping problems).

@@ -8,7 +8,10 @@ use ndarray::{Array2, ArrayView2, Zip};
 use num_complex::{Complex32, Complex64};
 use serde::{Deserialize, Serialize};
 
-use super::align::{PhasePlane, ScanRegion, crop_border, fit_plane, fourier_shift, phase_offset, register_translation};
+use super::align::{
+    PhasePlane, ScanRegion, crop_border, fit_plane, fit_plane_masked, fourier_shift, phase_offset, phase_offset_masked,
+    register_translation,
+};
 use super::frc::FrcCurve;
 use super::image::{ImageMetrics, metrics_parts};
 use super::ssim::SSIM_WINDOW_PX;
@@ -102,6 +105,14 @@ pub struct AlignConfig {
     pub amplitude_scale: AmplitudeScale,
     pub amplitude_data_range: DataRange,
     pub phase_scale: PhaseScale,
+    /// Pixels to score, on the objects' full `[H, W]` grid (e.g. those a
+    /// probe illuminated, [`crate::physics::illuminated_mask`]): cropped
+    /// with the images, and every fit (amplitude scale, phase offset and
+    /// plane) and metric then uses only these pixels. `None` scores every
+    /// pixel of the region. Not serialised: [`Alignment`] records how many
+    /// pixels it kept.
+    #[serde(skip)]
+    pub mask: Option<std::sync::Arc<Array2<bool>>>,
 }
 
 impl AlignConfig {
@@ -122,6 +133,7 @@ impl AlignConfig {
             amplitude_scale: AmplitudeScale::Mean,
             amplitude_data_range: DataRange::TruthSpan,
             phase_scale: PhaseScale::UnitInterval,
+            mask: None,
         }
     }
 
@@ -136,6 +148,7 @@ impl AlignConfig {
             amplitude_scale: AmplitudeScale::None,
             amplitude_data_range: DataRange::TruthSpan,
             phase_scale: PhaseScale::UnitInterval,
+            mask: None,
         }
     }
 
@@ -206,6 +219,10 @@ pub struct Alignment {
     pub phase_scale: PhaseScale,
     /// The resolved phase `R` (1 for the unit interval).
     pub phase_range: f64,
+    /// With a mask: the pixels of the metric crop that were scored, and
+    /// their share of it; `None` when every pixel was.
+    pub scored_pixels: Option<usize>,
+    pub scored_fraction: Option<f64>,
 }
 
 /// The result of [`compare_objects`]. Owns its data (notebook friendly).
@@ -259,26 +276,44 @@ pub fn compare_objects(truth: &Array2<Complex32>, pred: &Array2<Complex32>, cfg:
     check_complex("truth object", truth.view())?;
     check_complex("predicted object", pred.view())?;
     let input_shape = [truth.nrows(), truth.ncols()];
+    if let Some(m) = &cfg.mask
+        && m.dim() != truth.dim()
+    {
+        return Err(Error::shape(
+            "metric mask",
+            format!("{:?} (the objects' shape)", truth.shape()),
+            format!("{:?}", m.shape()),
+        ));
+    }
     let region = cfg.region.unwrap_or(ScanRegion::full(input_shape));
     let mut t = region.crop(truth.view())?;
     let mut p = region.crop(pred.view())?;
+    let mut mask = cfg.mask.as_ref().map(|m| region.crop(m.view())).transpose()?;
 
     let (mut shift_px, mut registration_crop_px) = (None, 0);
     if let Some(reg) = &cfg.registration {
+        // unscored pixels hold no information: both images get their
+        // scored mean there, so they cannot pull the correlation peak
+        let fill = |a: Array2<f64>| match &mask {
+            Some(m) => fill_unscored(a, m),
+            None => a,
+        };
         let shift = register_translation(
-            amplitude(t.view()).view(),
-            amplitude(p.view()).view(),
+            fill(amplitude(t.view())).view(),
+            fill(amplitude(p.view())).view(),
             reg.upsample_factor,
         )?;
         p = fourier_shift(p.view(), shift);
         t = crop_border(t.view(), reg.border_crop_px)?;
         p = crop_border(p.view(), reg.border_crop_px)?;
+        mask = mask.map(|m| crop_border(m.view(), reg.border_crop_px)).transpose()?;
         shift_px = Some(shift);
         registration_crop_px = reg.border_crop_px;
     }
     if cfg.trim_px > 0 {
         t = crop_border(t.view(), cfg.trim_px)?;
         p = crop_border(p.view(), cfg.trim_px)?;
+        mask = mask.map(|m| crop_border(m.view(), cfg.trim_px)).transpose()?;
     }
     let (h, w) = t.dim();
     if h < SSIM_WINDOW_PX || w < SSIM_WINDOW_PX {
@@ -288,13 +323,26 @@ pub fn compare_objects(truth: &Array2<Complex32>, pred: &Array2<Complex32>, cfg:
             format!("{h}×{w}"),
         ));
     }
+    let scored_pixels = mask.as_ref().map(|m| m.iter().filter(|&&k| k).count());
+    if scored_pixels == Some(0) {
+        return Err(Error::value("metric mask", "keeps no pixel of the compared region"));
+    }
+    let masked_mean = |a: &Array2<f64>| match &mask {
+        None => a.mean().unwrap_or(0.0),
+        Some(m) => {
+            let (s, n) = Zip::from(a)
+                .and(m)
+                .fold((0.0, 0usize), |(s, n), &v, &k| if k { (s + v, n + 1) } else { (s, n) });
+            s / n.max(1) as f64
+        }
+    };
 
     let amp_t = amplitude(t.view());
     let mut amp_p = amplitude(p.view());
     let amplitude_scale = match cfg.amplitude_scale {
         AmplitudeScale::None => 1.0,
         AmplitudeScale::Mean => {
-            let (mt, mp) = (amp_t.mean().unwrap_or(0.0), amp_p.mean().unwrap_or(0.0));
+            let (mt, mp) = (masked_mean(&amp_t), masked_mean(&amp_p));
             if mp <= 0.0 {
                 return Err(Error::value(
                     "predicted amplitude",
@@ -309,7 +357,10 @@ pub fn compare_objects(truth: &Array2<Complex32>, pred: &Array2<Complex32>, cfg:
 
     let (mut phase_offset_rad, mut phase_plane_truth, mut phase_plane_pred) = (None, None, None);
     if matches!(cfg.phase_align, PhaseAlign::Offset | PhaseAlign::Plane) {
-        let theta = phase_offset(t.view(), p.view())?;
+        let theta = match &mask {
+            None => phase_offset(t.view(), p.view())?,
+            Some(m) => phase_offset_masked(t.view(), p.view(), m.view())?,
+        };
         let u = Complex32::from_polar(1.0, theta as f32);
         p.mapv_inplace(|v| v * u);
         phase_offset_rad = Some(theta);
@@ -317,7 +368,13 @@ pub fn compare_objects(truth: &Array2<Complex32>, pred: &Array2<Complex32>, cfg:
     let mut ph_t = phase(t.view());
     let mut ph_p = phase(p.view());
     if cfg.phase_align == PhaseAlign::Plane {
-        let (pt, pp) = (fit_plane(ph_t.view())?, fit_plane(ph_p.view())?);
+        let (pt, pp) = match &mask {
+            None => (fit_plane(ph_t.view())?, fit_plane(ph_p.view())?),
+            Some(m) => (
+                fit_plane_masked(ph_t.view(), m.view())?,
+                fit_plane_masked(ph_p.view(), m.view())?,
+            ),
+        };
         ph_t = pt.subtract_from(ph_t.view());
         ph_p = pp.subtract_from(ph_p.view());
         t = polar(amp_t.view(), ph_t.view());
@@ -326,23 +383,35 @@ pub fn compare_objects(truth: &Array2<Complex32>, pred: &Array2<Complex32>, cfg:
         phase_plane_pred = Some(pp);
     }
 
+    // the truth's spans over the scored pixels
+    let scored = |a: &Array2<f64>| match &mask {
+        None => a.clone(),
+        Some(m) => fill_unscored(a.clone(), m),
+    };
+    let mv = mask.as_ref().map(|m| m.view());
     let amplitude_range = match cfg.amplitude_data_range {
         DataRange::Fixed(r) => r,
-        DataRange::TruthSpan => truth_span(&amp_t, "amplitude", "give a fixed range")?,
+        DataRange::TruthSpan => truth_span(&scored(&amp_t), "amplitude", "give a fixed range")?,
     };
-    let (amplitude_m, frc_amplitude) =
-        metrics_parts(amp_t.view(), amp_p.view(), amp_t.view(), amp_p.view(), amplitude_range)?;
+    let (amplitude_m, frc_amplitude) = metrics_parts(
+        amp_t.view(),
+        amp_p.view(),
+        amp_t.view(),
+        amp_p.view(),
+        amplitude_range,
+        mv,
+    )?;
     let (phase_m, frc_phase, phase_range) = if let PhaseScale::Radians { data_range_rad } = cfg.phase_scale {
-        let (m, c) = metrics_parts(ph_t.view(), ph_p.view(), ph_t.view(), ph_p.view(), data_range_rad)?;
+        let (m, c) = metrics_parts(ph_t.view(), ph_p.view(), ph_t.view(), ph_p.view(), data_range_rad, mv)?;
         (m, c, data_range_rad)
     } else {
         // phases mapped by (φ + π)/2π; R = 1 or the truth's span on that scale
         let r = match cfg.phase_scale {
-            PhaseScale::TruthSpan => truth_span(&ph_t, "phase", "give a range in radians")? / (2.0 * PI),
+            PhaseScale::TruthSpan => truth_span(&scored(&ph_t), "phase", "give a range in radians")? / (2.0 * PI),
             _ => 1.0,
         };
         let unit = |a: &Array2<f64>| a.mapv(|v| (v + PI) / (2.0 * PI));
-        let (m, c) = metrics_parts(ph_t.view(), ph_p.view(), unit(&ph_t).view(), unit(&ph_p).view(), r)?;
+        let (m, c) = metrics_parts(ph_t.view(), ph_p.view(), unit(&ph_t).view(), unit(&ph_p).view(), r, mv)?;
         (m, c, r)
     };
 
@@ -364,6 +433,8 @@ pub fn compare_objects(truth: &Array2<Complex32>, pred: &Array2<Complex32>, cfg:
             amplitude_range,
             phase_scale: cfg.phase_scale,
             phase_range,
+            scored_pixels,
+            scored_fraction: scored_pixels.map(|n| n as f64 / (h * w) as f64),
         },
         amplitude: amplitude_m,
         phase: phase_m,
@@ -374,6 +445,20 @@ pub fn compare_objects(truth: &Array2<Complex32>, pred: &Array2<Complex32>, cfg:
         phase_truth: ph_t,
         phase_pred: ph_p,
     })
+}
+
+/// `a` with every unscored pixel set to the mean of the scored ones.
+fn fill_unscored(mut a: Array2<f64>, mask: &Array2<bool>) -> Array2<f64> {
+    let (s, n) = Zip::from(&a)
+        .and(mask)
+        .fold((0.0, 0usize), |(s, n), &v, &k| if k { (s + v, n + 1) } else { (s, n) });
+    let mean = s / n.max(1) as f64;
+    Zip::from(&mut a).and(mask).for_each(|v, &k| {
+        if !k {
+            *v = mean;
+        }
+    });
+    a
 }
 
 fn check_complex(what: &str, a: ArrayView2<'_, Complex32>) -> Result<()> {

@@ -1,10 +1,10 @@
 //! All metrics of one pair of real images.
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2, Zip};
 use serde::Serialize;
 
 use super::basic::{check_pair, check_range, mse_unchecked, psnr_from_mse};
 use super::frc::{FRC_HALF, FRC_ONE_SEVENTH, FrcCurve, frc};
-use super::ssim::{ms_ssim, ssim};
+use super::ssim::{ms_ssim, ms_ssim_masked, ssim, ssim_masked};
 use crate::error::Result;
 
 /// The metrics of a predicted image against the truth. Serialised to JSON,
@@ -44,28 +44,82 @@ pub fn image_metrics(
     pred: ArrayView2<'_, f64>,
     data_range: f64,
 ) -> Result<(ImageMetrics, FrcCurve)> {
-    metrics_parts(truth, pred, truth, pred, data_range)
+    metrics_parts(truth, pred, truth, pred, data_range, None)
+}
+
+/// [`image_metrics`] on the pixels where `mask` is true: MAE, MSE and PSNR
+/// over those pixels, SSIM and MS-SSIM maps averaged over them
+/// ([`ssim_masked`]), and the FRC of both images with their masked mean
+/// subtracted and every other pixel set to zero (what no measurement saw
+/// contributes no frequency).
+///
+/// # Shapes
+/// `truth`, `pred`, `mask`: `[H, W]`, both sides ≥ 11.
+pub fn image_metrics_masked(
+    truth: ArrayView2<'_, f64>,
+    pred: ArrayView2<'_, f64>,
+    data_range: f64,
+    mask: ArrayView2<'_, bool>,
+) -> Result<(ImageMetrics, FrcCurve)> {
+    metrics_parts(truth, pred, truth, pred, data_range, Some(mask))
+}
+
+/// The mean of `a` over `mask`, then `(a − mean)` where the mask is true and 0 elsewhere.
+fn masked_centred(a: ArrayView2<'_, f64>, mask: ArrayView2<'_, bool>) -> Array2<f64> {
+    let (sum, n) = a
+        .iter()
+        .zip(mask.iter())
+        .filter(|(_, m)| **m)
+        .fold((0.0, 0usize), |(s, n), (v, _)| (s + v, n + 1));
+    let mean = sum / n.max(1) as f64;
+    Zip::from(a)
+        .and(mask)
+        .map_collect(|&v, &m| if m { v - mean } else { 0.0 })
 }
 
 /// Pixel errors (MAE, MSE) and the FRC on `truth`/`pred`; PSNR, SSIM and
 /// MS-SSIM on `truth_r`/`pred_r` with data range `R` (the phase convention
-/// maps the images first).
+/// maps the images first); with a mask, on its pixels only (see
+/// [`image_metrics_masked`]).
 pub(crate) fn metrics_parts(
     truth: ArrayView2<'_, f64>,
     pred: ArrayView2<'_, f64>,
     truth_r: ArrayView2<'_, f64>,
     pred_r: ArrayView2<'_, f64>,
     data_range: f64,
+    mask: Option<ArrayView2<'_, bool>>,
 ) -> Result<(ImageMetrics, FrcCurve)> {
     check_pair(truth, pred)?;
     check_pair(truth_r, pred_r)?;
     check_range(data_range)?;
-    let mae = truth.iter().zip(pred.iter()).map(|(a, b)| (a - b).abs()).sum::<f64>() / truth.len() as f64;
-    let mse = mse_unchecked(truth, pred);
-    let psnr = psnr_from_mse(mse_unchecked(truth_r, pred_r), data_range);
-    let ssim_v = ssim(truth_r, pred_r, data_range)?;
-    let ms = ms_ssim(truth_r, pred_r, data_range)?;
-    let curve = frc(truth, pred)?;
+    let (mae, mse, psnr, ssim_v, ms, curve) = match mask {
+        None => (
+            truth.iter().zip(pred.iter()).map(|(a, b)| (a - b).abs()).sum::<f64>() / truth.len() as f64,
+            mse_unchecked(truth, pred),
+            psnr_from_mse(mse_unchecked(truth_r, pred_r), data_range),
+            ssim(truth_r, pred_r, data_range)?,
+            ms_ssim(truth_r, pred_r, data_range)?,
+            frc(truth, pred)?,
+        ),
+        Some(m) => {
+            let ssim_v = ssim_masked(truth_r, pred_r, data_range, m)?;
+            let mean_over =
+                |a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, f: &dyn Fn(f64) -> f64| {
+                    let (s, n) = Zip::from(a).and(b).and(m).fold((0.0, 0usize), |(s, n), x, y, &keep| {
+                        if keep { (s + f(x - y), n + 1) } else { (s, n) }
+                    });
+                    s / n as f64
+                };
+            (
+                mean_over(truth, pred, &|d| d.abs()),
+                mean_over(truth, pred, &|d| d * d),
+                psnr_from_mse(mean_over(truth_r, pred_r, &|d| d * d), data_range),
+                ssim_v,
+                ms_ssim_masked(truth_r, pred_r, data_range, m)?,
+                frc(masked_centred(truth, m).view(), masked_centred(pred, m).view())?,
+            )
+        }
+    };
     let metrics = ImageMetrics {
         mae,
         mse,

@@ -19,13 +19,16 @@ pub mod image;
 pub mod ssim;
 pub mod table;
 
-pub use align::{PhasePlane, ScanRegion, crop_border, fit_plane, fourier_shift, phase_offset, register_translation};
+pub use align::{
+    PhasePlane, ScanRegion, crop_border, fit_plane, fit_plane_masked, fourier_shift, phase_offset, phase_offset_masked,
+    register_translation,
+};
 pub use basic::{mae, mse, psnr};
 pub use compare::{
     AlignConfig, Alignment, AmplitudeScale, Comparison, DataRange, PhaseAlign, PhaseScale, Registration,
     compare_objects,
 };
 pub use frc::{FRC_HALF, FRC_ONE_SEVENTH, FrcCurve, frc};
-pub use image::{ImageMetrics, image_metrics};
-pub use ssim::{MS_SSIM_WEIGHTS, SSIM_WINDOW_PX, ms_ssim, ms_ssim_levels, ssim};
+pub use image::{ImageMetrics, image_metrics, image_metrics_masked};
+pub use ssim::{MS_SSIM_WEIGHTS, SSIM_WINDOW_PX, ms_ssim, ms_ssim_levels, ms_ssim_masked, ssim, ssim_masked};
 pub use table::{frc_table, metrics_table};

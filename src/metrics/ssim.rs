@@ -35,7 +35,46 @@ const RADIUS: usize = SSIM_WINDOW_PX / 2;
 /// `truth`, `pred`: `[H, W]`, both sides ≥ 11.
 pub fn ssim(truth: ArrayView2<'_, f64>, pred: ArrayView2<'_, f64>, data_range: f64) -> Result<f64> {
     let img = Pair::new(truth, pred, data_range)?;
-    Ok(ssim_flat(&img.a, &img.b, img.h, img.w, data_range))
+    Ok(ssim_flat(&img.a, &img.b, img.h, img.w, data_range, None))
+}
+
+/// [`ssim`] on the pixels where `mask` is true: local statistics from
+/// those pixels only (normalised Gaussian windows, `μx = G(m·x) / G(m)`),
+/// the SSIM map averaged over them (outside the 5-px border). With every
+/// pixel kept it equals [`ssim`]. An error when no scored pixel is inside
+/// the border.
+///
+/// # Shapes
+/// `truth`, `pred`, `mask`: `[H, W]`, both sides ≥ 11.
+pub fn ssim_masked(
+    truth: ArrayView2<'_, f64>,
+    pred: ArrayView2<'_, f64>,
+    data_range: f64,
+    mask: ArrayView2<'_, bool>,
+) -> Result<f64> {
+    let img = Pair::new(truth, pred, data_range)?;
+    let m = flat_mask(mask, img.h, img.w)?;
+    Ok(ssim_flat(&img.a, &img.b, img.h, img.w, data_range, Some(&m)))
+}
+
+/// `mask` as a flat buffer, checked against `[h, w]` and for at least one
+/// scored pixel inside the SSIM border.
+fn flat_mask(mask: ArrayView2<'_, bool>, h: usize, w: usize) -> Result<Vec<bool>> {
+    if mask.dim() != (h, w) {
+        return Err(Error::shape(
+            "metric mask",
+            format!("[{h}, {w}] (the images' shape)"),
+            format!("{:?}", mask.shape()),
+        ));
+    }
+    let inside = (RADIUS..h - RADIUS).any(|i| (RADIUS..w - RADIUS).any(|j| mask[[i, j]]));
+    if !inside {
+        return Err(Error::value(
+            "metric mask",
+            format!("keeps no pixel more than {RADIUS} px from the image's edge (the SSIM border)"),
+        ));
+    }
+    Ok(mask.iter().copied().collect())
 }
 
 /// Multi-scale SSIM, the convention of PtychoPINN's evaluation:
@@ -57,16 +96,42 @@ pub fn ms_ssim(truth: ArrayView2<'_, f64>, pred: ArrayView2<'_, f64>, data_range
 /// The per-level SSIM values of [`ms_ssim`] (finest first, before clamping).
 pub fn ms_ssim_levels(truth: ArrayView2<'_, f64>, pred: ArrayView2<'_, f64>, data_range: f64) -> Result<Vec<f64>> {
     let img = Pair::new(truth, pred, data_range)?;
+    Ok(levels_flat(img, data_range, None))
+}
+
+/// [`ms_ssim`] with every level's SSIM map averaged over `mask` (decimated
+/// with the images, `[::2, ::2]`); levels stop early where the decimated
+/// mask keeps no pixel inside the border.
+pub fn ms_ssim_masked(
+    truth: ArrayView2<'_, f64>,
+    pred: ArrayView2<'_, f64>,
+    data_range: f64,
+    mask: ArrayView2<'_, bool>,
+) -> Result<f64> {
+    let img = Pair::new(truth, pred, data_range)?;
+    let m = flat_mask(mask, img.h, img.w)?;
+    Ok(combine_levels(&levels_flat(img, data_range, Some(m))))
+}
+
+fn levels_flat(img: Pair, data_range: f64, mut mask: Option<Vec<bool>>) -> Vec<f64> {
     let (mut a, mut b, mut h, mut w) = (img.a, img.b, img.h, img.w);
     let mut levels = Vec::with_capacity(MS_SSIM_WEIGHTS.len());
     loop {
-        levels.push(ssim_flat(&a, &b, h, w, data_range));
+        levels.push(ssim_flat(&a, &b, h, w, data_range, mask.as_deref()));
         let (nh, nw) = (h.div_ceil(2), w.div_ceil(2));
         if levels.len() == MS_SSIM_WEIGHTS.len() || nh.min(nw) < SSIM_WINDOW_PX {
-            return Ok(levels);
+            return levels;
         }
         a = decimate(&a, h, w);
         b = decimate(&b, h, w);
+        if let Some(m) = &mask {
+            let next = decimate(m, h, w);
+            let scored = (RADIUS..nh - RADIUS).any(|i| (RADIUS..nw - RADIUS).any(|j| next[i * nw + j]));
+            if !scored {
+                return levels;
+            }
+            mask = Some(next);
+        }
         (h, w) = (nh, nw);
     }
 }
@@ -110,7 +175,7 @@ impl Pair {
     }
 }
 
-fn decimate(a: &[f64], h: usize, w: usize) -> Vec<f64> {
+fn decimate<T: Copy>(a: &[T], h: usize, w: usize) -> Vec<T> {
     (0..h)
         .step_by(2)
         .flat_map(|i| a[i * w..(i + 1) * w].iter().step_by(2).copied())
@@ -164,20 +229,45 @@ fn gaussian_filter(src: &[f64], h: usize, w: usize, k: &[f64; SSIM_WINDOW_PX]) -
     dst
 }
 
-fn ssim_flat(a: &[f64], b: &[f64], h: usize, w: usize, data_range: f64) -> f64 {
+/// The mean of the SSIM map over the pixels outside the 5-px border (and,
+/// with a mask, where it is true; the caller makes sure one is). With a
+/// mask the local statistics are normalised convolutions over the scored
+/// pixels only, `μx = G(m·x) / G(m)` and likewise for the second moments,
+/// so a value outside the mask never enters a window.
+fn ssim_flat(a: &[f64], b: &[f64], h: usize, w: usize, data_range: f64, mask: Option<&[bool]>) -> f64 {
     let k = gaussian_kernel();
-    let prod = |f: &dyn Fn(f64, f64) -> f64| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| f(*x, *y)).collect() };
-    let ux = gaussian_filter(a, h, w, &k);
-    let uy = gaussian_filter(b, h, w, &k);
-    let uxx = gaussian_filter(&prod(&|x, _| x * x), h, w, &k);
-    let uyy = gaussian_filter(&prod(&|_, y| y * y), h, w, &k);
-    let uxy = gaussian_filter(&prod(&|x, y| x * y), h, w, &k);
+    let weight: Vec<f64> = match mask {
+        None => vec![1.0; a.len()],
+        Some(m) => m.iter().map(|&keep| if keep { 1.0 } else { 0.0 }).collect(),
+    };
+    let prod = |f: &dyn Fn(f64, f64) -> f64| -> Vec<f64> {
+        a.iter().zip(b).zip(&weight).map(|((x, y), m)| m * f(*x, *y)).collect()
+    };
+    let mut ux = gaussian_filter(&prod(&|x, _| x), h, w, &k);
+    let mut uy = gaussian_filter(&prod(&|_, y| y), h, w, &k);
+    let mut uxx = gaussian_filter(&prod(&|x, _| x * x), h, w, &k);
+    let mut uyy = gaussian_filter(&prod(&|_, y| y * y), h, w, &k);
+    let mut uxy = gaussian_filter(&prod(&|x, y| x * y), h, w, &k);
+    if mask.is_some() {
+        let norm = gaussian_filter(&weight, h, w, &k);
+        for (p, &g) in norm.iter().enumerate() {
+            if g > 0.0 {
+                for u in [&mut ux, &mut uy, &mut uxx, &mut uyy, &mut uxy] {
+                    u[p] /= g;
+                }
+            }
+        }
+    }
     let c1 = (K1 * data_range).powi(2);
     let c2 = (K2 * data_range).powi(2);
-    let mut sum = 0.0;
+    let (mut sum, mut count) = (0.0, 0usize);
     for i in RADIUS..h - RADIUS {
         for j in RADIUS..w - RADIUS {
             let p = i * w + j;
+            if mask.is_some_and(|m| !m[p]) {
+                continue;
+            }
+            count += 1;
             let (mx, my) = (ux[p], uy[p]);
             let vx = uxx[p] - mx * mx;
             let vy = uyy[p] - my * my;
@@ -185,7 +275,7 @@ fn ssim_flat(a: &[f64], b: &[f64], h: usize, w: usize, data_range: f64) -> f64 {
             sum += (2.0 * mx * my + c1) * (2.0 * vxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2));
         }
     }
-    sum / ((h - 2 * RADIUS) * (w - 2 * RADIUS)) as f64
+    sum / count as f64
 }
 
 #[cfg(test)]

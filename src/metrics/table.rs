@@ -8,7 +8,9 @@ use crate::error::{Error, Result};
 /// One row per label × component (`amplitude`, then `phase`), columns:
 /// `label, component, mae, mse, psnr, ssim, ms_ssim, frc50, frc_1_7,
 /// frc50_cycles_per_px, frc_1_7_cycles_per_px, data_range, shift_y_px,
-/// shift_x_px, phase_align, amplitude_scaling, amplitude_scale, region`.
+/// shift_x_px, phase_align, amplitude_scaling, amplitude_scale, region,
+/// scored_fraction` (`scored_fraction`: the share of the metric crop a
+/// mask kept, null without one).
 /// FRC crossings that are never reached, and shifts without registration,
 /// are null; an infinite PSNR stays `inf`. `region` reads `y0:y1,x0:x1`
 /// (numpy slices: half-open, object pixels).
@@ -23,6 +25,7 @@ pub fn metrics_table(rows: &[(String, &Comparison)]) -> Result<DataFrame> {
     let mut scaling = Vec::with_capacity(n);
     let mut scale = Vec::with_capacity(n);
     let mut region = Vec::with_capacity(n);
+    let mut scored = Vec::with_capacity(n);
     for (l, c) in rows {
         let a = &c.alignment;
         for (name, m) in [("amplitude", &c.amplitude), ("phase", &c.phase)] {
@@ -43,6 +46,7 @@ pub fn metrics_table(rows: &[(String, &Comparison)]) -> Result<DataFrame> {
             scale.push(a.amplitude_scale);
             let r = &a.region;
             region.push(format!("{}:{},{}:{}", r.y0, r.y1, r.x0, r.x1));
+            scored.push(a.scored_fraction);
         }
     }
     let f = |get: fn(&ImageMetrics) -> f64| metrics.iter().map(|m| get(m)).collect::<Vec<f64>>();
@@ -66,6 +70,7 @@ pub fn metrics_table(rows: &[(String, &Comparison)]) -> Result<DataFrame> {
         col("amplitude_scaling", scaling),
         col("amplitude_scale", scale),
         col("region", region),
+        col("scored_fraction", scored),
     ];
     DataFrame::new(n, columns).map_err(|e| Error::value("metrics table", e.to_string()))
 }

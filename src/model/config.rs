@@ -36,6 +36,43 @@ pub enum BorderActivation {
     Centre,
 }
 
+/// Activation of the phase head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseActivation {
+    /// `π·tanh` (PtychoPINN): bounded to (−π, π). The loss cannot see a
+    /// global phase, so a patch's phase can drift into tanh's flat ends,
+    /// where its gradient vanishes and no detail is learnt any more.
+    PiTanh,
+    /// The convolution's output as is: `e^{iφ}` wraps it, so there is no
+    /// end to saturate at and every phase keeps its full gradient.
+    Linear,
+}
+
+/// What bundles written before [`PhaseActivation`] existed used.
+fn phase_activation_before_choice() -> PhaseActivation {
+    PhaseActivation::PiTanh
+}
+
+/// Where gridsize-2 training applies the overlap constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverlapFrame {
+    /// PtychoPINN: the patches are averaged on a canvas at the group
+    /// centroid and each member's patch is cut back out of it; fractional
+    /// offsets interpolate every patch twice (a blur of one-pixel detail).
+    Centroid,
+    /// The average is formed in each member's own frame
+    /// ([`super::layers::constrain_in_member_frames`]): a member's own
+    /// patch is never interpolated, its neighbours once.
+    Members,
+}
+
+/// What bundles written before [`OverlapFrame`] existed used.
+fn overlap_frame_before_choice() -> OverlapFrame {
+    OverlapFrame::Centroid
+}
+
 /// What bundles written before [`BorderActivation`] existed used.
 fn border_activation_before_choice() -> BorderActivation {
     BorderActivation::Swish
@@ -53,6 +90,10 @@ pub struct ModelConfig {
     /// Multiplies every filter count (PtychoPINN `n_filters_scale`, default 2).
     pub n_filters_scale: usize,
     pub amp_activation: AmpActivation,
+    /// Activation of the phase head. Configurations without the field
+    /// (older bundles) mean `π·tanh`.
+    #[serde(default = "phase_activation_before_choice")]
+    pub phase_activation: PhaseActivation,
     /// Predict the patch border (outside the central N/2 square) with its own
     /// branch (PtychoPINN `probe.big`, default true).
     pub border_branch: bool,
@@ -60,6 +101,10 @@ pub struct ModelConfig {
     /// swish). Configurations without the field (older bundles) mean swish.
     #[serde(default = "border_activation_before_choice")]
     pub border_activation: BorderActivation,
+    /// Where the overlap constraint is applied (gridsize 2). Configurations
+    /// without the field (older bundles) mean the centroid.
+    #[serde(default = "overlap_frame_before_choice")]
+    pub overlap_frame: OverlapFrame,
     /// Largest |relative offset| in a group the overlap constraint's canvas
     /// holds; the canvas is `N + 2·ceil(max_offset_px)` wide.
     pub max_offset_px: f64,
@@ -75,8 +120,10 @@ impl Default for ModelConfig {
             gridsize: 1,
             n_filters_scale: 2,
             amp_activation: AmpActivation::Sigmoid,
+            phase_activation: PhaseActivation::PiTanh,
             border_branch: true,
             border_activation: BorderActivation::Centre,
+            overlap_frame: OverlapFrame::Centroid,
             max_offset_px: 16.0,
             intensity_scale_trainable: true,
         }

@@ -47,6 +47,36 @@ pub fn reassemble(patches: &Tensor, offsets_px: &Tensor, pad: i64) -> Result<Ten
     Ok(placed / coverage.clamp_min(1e-3))
 }
 
+/// The overlap constraint in each member's own frame: member `k`'s patch
+/// becomes `Σ_j T(o_j − o_k)[P_j] / Σ_j T(o_j − o_k)[1]` over its `N×N`
+/// window (`T`: the bilinear translation, `o`: the offsets), the average of
+/// the group's patches where they overlap, as [`reassemble`] then
+/// [`extract`] give it, but with every member's own patch unmoved. Going
+/// through a canvas at the centroid interpolates each patch twice when the
+/// offsets are fractional (a `[¼, ½, ¼]` blur at half a pixel), which wipes
+/// one-pixel detail out of the patches the forward model diffracts; here
+/// only the neighbours' contributions are interpolated, once.
+///
+/// # Shapes
+/// - `patches`: `[B, C, N, N]` complex64; `offsets_px`: `[B, C, 2]` `(dx, dy)`
+/// - returns `[B, C, N, N]` complex64
+pub fn constrain_in_member_frames(patches: &Tensor, offsets_px: &Tensor) -> Result<Tensor> {
+    let s = patches.size();
+    let (c, n) = (s[1], s[2]);
+    let offsets = offsets_px.to_kind(tch::Kind::Float);
+    // shifts[b, j, k] = o_j − o_k: patch j seen from member k
+    let shifts = (offsets.unsqueeze(2) - offsets.unsqueeze(1)).reshape([-1, c, 2]);
+    let ri = patches.reshape([-1, n, n]).view_as_real().permute([0, 3, 1, 2]);
+    let stacked = Tensor::cat(&[&ri, &ri.narrow(1, 0, 1).ones_like()], 1);
+    // [B·C(j), C(k), 3, N, N] → summed over j → [B, C(k), 3, N, N]
+    let seen = translate_crops(&stacked, &shifts, 0, n)?
+        .view([-1, c, c, 3, n, n])
+        .sum_dim_intlist(1, false, None);
+    let coverage = seen.select(2, 2).clamp_min(1e-3).unsqueeze(2);
+    let averaged = seen.narrow(2, 0, 2) / coverage;
+    Ok(averaged.permute([0, 1, 3, 4, 2]).contiguous().view_as_complex())
+}
+
 /// Cuts each member's `N×N` patch back out of its group's canvas.
 ///
 /// # Shapes
@@ -125,6 +155,38 @@ mod tests {
 
     fn offsets(v: &[f32], b: i64, c: i64) -> Tensor {
         Tensor::from_slice(v).view([b, c, 2])
+    }
+
+    #[test]
+    fn the_member_frame_constraint_keeps_each_patch_sharp_and_averages_the_overlap() {
+        // one group of two copies of the same image 1.5 px apart: each member
+        // sees the same average; a member's own pixels are not interpolated
+        let n = 12i64;
+        tch::manual_seed(4);
+        let img = Tensor::randn([n, n], (Kind::ComplexFloat, Device::Cpu));
+        let offs = offsets(&[-0.75, 0.0, 0.75, 0.0], 1, 2);
+        // member 1 holds the image moved by 1.5 px (any image would do)
+        let shifted = crate::physics::translate(&img.unsqueeze(0), &offsets(&[1.5, 0.0], 1, 1).view([1, 2])).unwrap();
+        let patches = Tensor::stack(&[img.shallow_clone(), shifted.squeeze_dim(0)], 0).unsqueeze(0);
+        let single = Tensor::stack(&[img.shallow_clone()], 0).view([1, 1, n, n]);
+        let alone = constrain_in_member_frames(&single, &offsets(&[0.3, -0.2], 1, 1)).unwrap();
+        assert!(
+            (&alone - &single).abs().max().double_value(&[]) < 1e-5,
+            "a lone patch comes back unchanged"
+        );
+        let out = constrain_in_member_frames(&patches, &offs).unwrap();
+        assert_eq!(out.size(), [1, 2, n, n]);
+        // member 0's left columns (which member 1 does not reach) are its own, exactly
+        let own = out.get(0).get(0).narrow(1, 0, 1);
+        assert!((own - img.narrow(1, 0, 1)).abs().max().double_value(&[]) < 1e-5);
+        // by hand at an interior pixel: member 0 averages itself with member 1
+        // moved by o₁ − o₀ = +1.5 px, i.e. member 1 sampled at x − 1.5 (bilinear)
+        let (y, x) = (5i64, 4i64);
+        let s1 = patches.get(0).get(1);
+        let m1 = (s1.get(y).get(x - 2) + s1.get(y).get(x - 1)) * 0.5;
+        let expect = (img.get(y).get(x) + m1) * 0.5;
+        let got = out.get(0).get(0).get(y).get(x);
+        assert!((got - expect).abs().double_value(&[]) < 1e-5);
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod network;
 pub mod pinn;
 pub mod supervised;
 
-pub use config::{AmpActivation, BorderActivation, ModelConfig, ModelKind};
+pub use config::{AmpActivation, BorderActivation, ModelConfig, ModelKind, OverlapFrame, PhaseActivation};
 pub use input::input_scale;
 pub use loss::LossWeights;
 pub use pinn::{Pinn, PinnOutput};

@@ -9,7 +9,7 @@ use std::f64::consts::PI;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use super::config::{AmpActivation, BorderActivation, ModelConfig};
+use super::config::{AmpActivation, BorderActivation, ModelConfig, PhaseActivation};
 use crate::runtime::{is_dense_channels_last, to_channels_last};
 
 /// Border channels handed to the border branch (PtychoPINN's `c_outer`).
@@ -140,7 +140,7 @@ impl UpStack {
 #[derive(Debug, Clone, Copy)]
 pub enum Head {
     Amplitude(AmpActivation),
-    Phase,
+    Phase(PhaseActivation),
 }
 
 /// A PINN decoder: base up-blocks to N/2, then the central branch (conv →
@@ -222,7 +222,8 @@ impl PinnDecoder {
             Head::Amplitude(AmpActivation::Swish) => x.silu(),
             Head::Amplitude(AmpActivation::Softplus) => x.softplus(),
             Head::Amplitude(AmpActivation::Relu) => x.relu(),
-            Head::Phase => x.tanh() * PI,
+            Head::Phase(PhaseActivation::PiTanh) => x.tanh() * PI,
+            Head::Phase(PhaseActivation::Linear) => x.shallow_clone(),
         }
     }
 }

@@ -91,7 +91,7 @@ impl Pinn {
         let c = cfg.channels() as i64;
         let encoder = Encoder::new(&(&root / "encoder"), cfg, c);
         let amplitude = PinnDecoder::new(&(&root / "amplitude"), cfg, Head::Amplitude(cfg.amp_activation));
-        let phase = PinnDecoder::new(&(&root / "phase"), cfg, Head::Phase);
+        let phase = PinnDecoder::new(&(&root / "phase"), cfg, Head::Phase(cfg.phase_activation));
         let log_scale = root.var(LOG_SCALE_NAME, &[], nn::Init::Const(intensity_scale.ln()));
         let log_scale = if cfg.intensity_scale_trainable {
             log_scale
@@ -136,6 +136,15 @@ impl Pinn {
     /// Current intensity scale `exp(log s)`.
     pub fn intensity_scale(&self) -> f64 {
         self.log_scale.exp().double_value(&[])
+    }
+
+    /// Multiplies the intensity scale by `factor` (> 0): weights trained at
+    /// one dose, used on data at another.
+    pub fn scale_intensity(&self, factor: f64) {
+        tch::no_grad(|| {
+            let mut v = self.log_scale.shallow_clone();
+            let _ = v.g_add_scalar_(factor.ln());
+        });
     }
 
     /// Object patches predicted for each member.
@@ -191,7 +200,11 @@ impl Pinn {
         }
         let n = self.cfg.n as i64;
         let canvas = layers::reassemble(patches, offsets_px, self.cfg.canvas_pad())?;
-        Ok((layers::extract(&canvas, offsets_px, n)?, layers::trim(&canvas, n)))
+        let members = match self.cfg.overlap_frame {
+            super::config::OverlapFrame::Centroid => layers::extract(&canvas, offsets_px, n)?,
+            super::config::OverlapFrame::Members => layers::constrain_in_member_frames(patches, offsets_px)?,
+        };
+        Ok((members, layers::trim(&canvas, n)))
     }
 
     /// [`constrain`](Self::constrain)'s object at the centroid alone
@@ -233,6 +246,10 @@ impl Pinn {
     /// `x`: `[B, C, N, N]` f32 normalised diffraction amplitude
     pub fn phase_saturation(&self, x: &Tensor) -> Result<f64> {
         self.check_diffraction(x)?;
+        if self.cfg.phase_activation == super::config::PhaseActivation::Linear {
+            // no flat end: nothing can saturate
+            return Ok(0.0);
+        }
         let n = self.cfg.n as i64;
         let _guard = tch::no_grad_guard();
         let phi = self.phase.forward(&self.encoder.forward(x));

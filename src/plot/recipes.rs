@@ -344,9 +344,25 @@ pub fn comparison(truth: &Array2<Complex32>, recons: &[(&str, &Array2<Complex32>
         );
     }
     let n_rows = 1 + recons.len();
+    let (h, w) = truth.dim();
     Ok(Figure::from_panels(4, panels)
         .with_title("comparison with the truth (global phase offset removed)")
-        .with_size(4 * 340, 300 * n_rows as u32 + 40))
+        .with_size(4 * COMPARISON_CELL_W, comparison_row_height(h, w) * n_rows as u32 + 40))
+}
+
+/// Width of a cell of [`comparison`], pixels.
+const COMPARISON_CELL_W: u32 = 340;
+
+/// The height of a row of [`comparison`] for `h × w` images: the image at
+/// the width its cell leaves beside the colour bar (about 240 px) with
+/// square pixels, plus the panel title and margins, so a wide region does
+/// not leave most of the row empty (nor a tall one run off it); the image
+/// keeps at least 100 px and at most 560 px of height.
+pub(crate) fn comparison_row_height(h: usize, w: usize) -> u32 {
+    const IMAGE_W: f64 = 240.0;
+    const TITLE_AND_MARGINS: f64 = 56.0;
+    let image_h = (IMAGE_W * h.max(1) as f64 / w.max(1) as f64).clamp(100.0, 560.0);
+    (image_h + TITLE_AND_MARGINS).round() as u32
 }
 
 /// Fourier ring correlation curves `(label, cycles per pixel, FRC)` with

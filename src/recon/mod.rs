@@ -2,6 +2,10 @@
 //! iterative reference solvers (ePIE, gradient).
 pub mod infer;
 pub mod iterative;
+pub mod phase_sync;
 pub mod stitch;
 
-pub use infer::{ReconConfig, ReconMetadata, Reconstruction, StitchAt, write_recon_npz};
+pub use infer::{
+    AdaptConfig, AdaptSummary, ReconConfig, ReconMetadata, Reconstruction, StitchAt, on_dataset_grid, write_recon_npz,
+    write_recon_npz_with_probe,
+};

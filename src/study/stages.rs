@@ -316,6 +316,7 @@ fn train(
         device: device.to_string(),
         out_dir: dir.join(&out),
         resume: true,
+        init_bundle: None,
     };
     log.line(&format!(
         "training {} gs{g} on {n_train} positions, {} epochs, {:?} groups",

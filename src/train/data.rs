@@ -51,8 +51,15 @@ impl TrainingData {
                 format!("intensity scale must be positive, got {intensity_scale}"),
             ));
         }
+        // without replacement, `n_groups` is at most one group per position:
+        // a preset's "up to 1024 groups" on a scan of 991 takes all 991
+        let n_groups = match grouping.n_groups {
+            Some(g) if !grouping.with_replacement => Some(g.min(ds.n_images())),
+            other => other,
+        };
         let grouping = GroupingConfig {
             gridsize: model.gridsize,
+            n_groups,
             ..grouping.clone()
         };
         let groups = group(&ds.positions_px, &grouping)?;

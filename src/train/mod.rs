@@ -12,4 +12,4 @@ pub use config::{LrSchedule, Precision, TrainConfig};
 pub use data::TrainingData;
 pub use history::{EpochRecord, History, LineObserver, SilentObserver, TrainObserver};
 pub use progress::{ProgressBarObserver, terminal_observer};
-pub use trainer::{PHASE_SATURATION_WARNING, StopReason, TrainOutcome, TrainedModel, Trainer};
+pub use trainer::{InitWeights, PHASE_SATURATION_WARNING, StopReason, TrainOutcome, TrainedModel, Trainer};

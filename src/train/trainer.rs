@@ -71,6 +71,40 @@ pub struct TrainOutcome {
 /// reported as collapsed (`ptycho train` warns).
 pub const PHASE_SATURATION_WARNING: f64 = 0.5;
 
+/// Weights a run starts from instead of a fresh initialisation: fine-tuning
+/// a trained network on new data (`ptycho train --init-bundle`, `ptycho
+/// infer --adapt`). The physics loss needs no ground truth, so a PINN can
+/// be fine-tuned on the very scan it is about to reconstruct.
+#[derive(Debug)]
+pub struct InitWeights {
+    /// Every variable of the model, by its weight path.
+    pub variables: Vec<(String, Tensor)>,
+    /// Where they came from (errors name it).
+    pub source: PathBuf,
+    /// The intensity scale `s` of the data the weights were trained on:
+    /// the PINN's learnt scale is multiplied by `s_new / s_old` for data at
+    /// another dose (the network's input is normalised per dataset, its
+    /// output scale is not). `None`: kept as is.
+    pub data_intensity_scale: Option<f64>,
+}
+
+impl InitWeights {
+    /// The weights of a loaded bundle (copied to the host).
+    pub fn from_bundle(bundle: &crate::bundle::Bundle) -> InitWeights {
+        InitWeights {
+            variables: bundle
+                .model
+                .var_store()
+                .variables()
+                .into_iter()
+                .map(|(n, t)| (n, t.detach().to_device(Device::Cpu)))
+                .collect(),
+            source: bundle.path.clone(),
+            data_intensity_scale: bundle.manifest.data.get("intensity_scale").and_then(|v| v.as_f64()),
+        }
+    }
+}
+
 /// Trains one model on one dataset.
 #[derive(Debug, Clone)]
 pub struct Trainer {
@@ -80,6 +114,9 @@ pub struct Trainer {
     /// Where `checkpoint.safetensors` is written every epoch (and read on resume).
     pub checkpoint_dir: Option<PathBuf>,
     pub resume: bool,
+    /// Start from these weights (fine-tuning); `None`: fresh, seeded weights.
+    /// A checkpoint being resumed wins over them.
+    pub init: Option<std::rc::Rc<InitWeights>>,
 }
 
 /// File name of the per-epoch checkpoint.
@@ -110,6 +147,7 @@ impl Trainer {
             device,
             checkpoint_dir: None,
             resume: false,
+            init: None,
         }
     }
 
@@ -134,6 +172,25 @@ impl Trainer {
                 TrainedModel::Supervised(Box::new(Supervised::new(&self.model, self.train.seed, self.device)?))
             }
         };
+        if let Some(init) = &self.init {
+            crate::model::init::load_variables(
+                model.var_store(),
+                |name| {
+                    init.variables
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, t)| t.to_device(self.device))
+                },
+                &init.source,
+                "bundle",
+            )?;
+            if let (TrainedModel::Pinn(m), Some(old)) = (&model, init.data_intensity_scale)
+                && old.is_finite()
+                && old > 0.0
+            {
+                m.scale_intensity(data.intensity_scale / old);
+            }
+        }
         let mut adam = Adam::for_var_store(model.var_store(), self.train.learning_rate);
         let (train_idx, val_idx) = split(data.len(), self.train.validation_fraction, self.train.seed);
         let mut state = LoopState {

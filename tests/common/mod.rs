@@ -85,6 +85,43 @@ pub fn small_config() -> SimConfig {
     cfg
 }
 
+/// The dataset [`trained_bundle`] trains on: [`small_config`] on a 4-px raster.
+pub fn bundle_dataset() -> ptycho_workbench::data::Dataset {
+    let mut cfg = small_config();
+    cfg.scan.spacing_px = 4.0;
+    ptycho_workbench::simulate::simulate_on(&cfg, tch::Device::Cpu).unwrap()
+}
+
+/// A PINN (N = 32, filters ×1) trained for one quick epoch of 32 groups on
+/// [`bundle_dataset`], saved as `dir/wts.h5.zip`.
+pub fn trained_bundle(dir: &Path, gridsize: usize) -> PathBuf {
+    use ptycho_workbench::bundle::{BundleInputs, save_bundle};
+    use ptycho_workbench::model::ModelConfig;
+    use ptycho_workbench::train::{SilentObserver, TrainConfig, Trainer};
+    let ds = bundle_dataset();
+    let mut train = TrainConfig::quick();
+    train.epochs = 1;
+    train.grouping.n_groups = Some(32);
+    let model = ModelConfig {
+        n: 32,
+        gridsize,
+        n_filters_scale: 1,
+        max_offset_px: 8.0,
+        ..ModelConfig::default()
+    };
+    let trainer = Trainer::new(model, train.clone(), tch::Device::Cpu);
+    let outcome = trainer.fit(&ds, &mut SilentObserver).unwrap();
+    save_bundle(
+        &BundleInputs {
+            outcome: &outcome,
+            train_config: &train,
+            dataset: &ds,
+        },
+        dir,
+    )
+    .unwrap()
+}
+
 /// Maximum relative error `max|a − b| / max|b|`.
 pub fn max_rel_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());

@@ -22,10 +22,85 @@ pub(crate) struct Batch {
     /// Measured amplitudes `[B, N, N]` f32.
     pub amplitude: Tensor,
     pub size: i64,
+    /// Sub-pixel remainders `[B, 2]` f32 `(δy, δx)` of the positions after
+    /// rounding to the windows: the probe is shifted by them
+    /// ([`shifted_probes`]). `None`: whole-pixel positions.
+    pub shifts: Option<Tensor>,
+}
+
+/// `e^{−2πi(f_y·δy + f_x·δx)}` for each shift `[B, 2]` `(δy, δx)` with the
+/// frequencies of a modulated field's spectrum: the solver's probe carries
+/// the checkerboard `(−1)^(i+j)`, which moves frequency `f_k` to index
+/// `k + N/2`, so index `k` holds `f = (k − N/2)/N`.
+///
+/// # Shapes
+/// `shifts`: `[B, 2]` f32 → `[B, N, N]` complex64
+fn shift_ramps(shifts: &Tensor, n: i64) -> Tensor {
+    let device = shifts.device();
+    let f = (Tensor::arange(n, (Kind::Float, device)) - (n / 2) as f64) / n as f64;
+    let dy = shifts.select(1, 0).view([-1, 1, 1]);
+    let dx = shifts.select(1, 1).view([-1, 1, 1]);
+    let angle = (f.view([1, n, 1]) * dy + f.view([1, 1, n]) * dx) * (-2.0 * std::f64::consts::PI);
+    Tensor::polar(&angle.ones_like(), &angle)
+}
+
+/// The solver's (modulated) probe moved by each shift `(δy, δx)`, a
+/// Fourier shift: `out(r) = P(r − δ)`. Position `x = round(x) + δ` sees the
+/// exit wave `P(r)·O(r + δ)` in its whole-pixel window, whose far-field
+/// magnitude is that of `P(r − δ)·O(r)`.
+///
+/// # Shapes
+/// `probe`: `[N, N]` complex64, `shifts`: `[B, 2]` → `[B, N, N]`
+pub(crate) fn shifted_probes(probe: &Tensor, shifts: &Tensor) -> Tensor {
+    let n = probe.size()[0];
+    let spectrum = probe.fft_fft2(None::<&[i64]>, [-2, -1], "ortho").unsqueeze(0);
+    (spectrum * shift_ramps(shifts, n)).fft_ifft2(None::<&[i64]>, [-2, -1], "ortho")
+}
+
+/// `Σ_b values_b(r + δ_b)`: each position's term moved back by its shift
+/// (the adjoint of [`shifted_probes`]) and summed, one inverse FFT.
+///
+/// # Shapes
+/// `values`: `[B, N, N]` complex64, `shifts`: `[B, 2]` → `[N, N]`
+pub(crate) fn unshifted_sum(values: &Tensor, shifts: &Tensor) -> Tensor {
+    let n = values.size()[1];
+    let spectra = values.fft_fft2(None::<&[i64]>, [-2, -1], "ortho") * shift_ramps(shifts, n).conj_physical();
+    spectra
+        .sum_dim_intlist(0, false, None::<Kind>)
+        .fft_ifft2(None::<&[i64]>, [-2, -1], "ortho")
+}
+
+/// `Σ_b values_b`, moved back by each position's shift when there are shifts.
+///
+/// # Shapes
+/// `values`: `[B, N, N]` complex64 → `[N, N]`
+pub(crate) fn probe_frame_sum(values: &Tensor, batch: &Batch) -> Tensor {
+    match &batch.shifts {
+        None => values.sum_dim_intlist(0, false, None::<Kind>),
+        Some(s) => unshifted_sum(values, s),
+    }
+}
+
+/// `Σ_b |O_b|²` in the probe's frame (real, floored at 0: a Fourier shift
+/// of a positive image rings slightly).
+///
+/// # Shapes
+/// `patches`: `[B, N, N]` complex64 → `[N, N]` f32
+pub(crate) fn probe_frame_power(patches: &Tensor, batch: &Batch) -> Tensor {
+    let power = modulus(patches).square();
+    match &batch.shifts {
+        None => power.sum_dim_intlist(0, false, None::<Kind>),
+        Some(s) => unshifted_sum(&Tensor::complex(&power, &power.zeros_like()), s)
+            .real()
+            .clamp_min(0.0),
+    }
 }
 
 /// The forward model evaluated on a batch.
 pub(crate) struct Forward {
+    /// The probe each position sees: `[N, N]` for whole-pixel positions,
+    /// else `[B, N, N]` ([`shifted_probes`]).
+    pub probes: Tensor,
     /// Object patches `[B, N, N]` complex64.
     pub patches: Tensor,
     /// Exit waves `probe·patches` `[B, N, N]` complex64.
@@ -40,10 +115,15 @@ impl Forward {
     pub fn new(state: &State, batch: &Batch) -> Forward {
         let n = state.probe.size()[0];
         let patches = state.object.index_select(0, &batch.index).view([batch.size, n, n]);
-        let exit_waves = &patches * &state.probe;
+        let probes = match &batch.shifts {
+            None => state.probe.shallow_clone(),
+            Some(s) => shifted_probes(&state.probe, s),
+        };
+        let exit_waves = &patches * &probes;
         let spectrum = exit_waves.fft_fft2(None::<&[i64]>, [-2, -1], "ortho");
         let amplitude = modulus(&spectrum);
         Forward {
+            probes,
             patches,
             exit_waves,
             spectrum,
@@ -100,11 +180,15 @@ pub(crate) fn normaliser(s: &Tensor, max_weight: f64) -> Tensor {
     s * (1.0 - max_weight) + s.max() * max_weight
 }
 
-/// The object's illumination by the batch, `Σ_b |P|²` at each grid pixel.
+/// The object's illumination by the batch, `Σ_b |P_b|²` at each grid pixel
+/// (each position's probe shifted by its sub-pixel remainder, if any).
 pub(crate) fn illumination(probe: &Tensor, batch: &Batch, len: i64) -> Tensor {
     let n = probe.size()[0];
-    let p2 = modulus(probe).square();
-    scatter(&p2.unsqueeze(0).expand([batch.size, n, n], false), batch, len)
+    let p2 = match &batch.shifts {
+        None => modulus(probe).square().unsqueeze(0).expand([batch.size, n, n], false),
+        Some(s) => modulus(&shifted_probes(probe, s)).square(),
+    };
+    scatter(&p2, batch, len)
 }
 
 /// Sums over a batch's windows on the padded grid, in two grids that stay
@@ -140,8 +224,8 @@ impl WindowSums {
     /// formed inside them; `max S` over the windows is `max S` over the grid.
     ///
     /// # Shapes
-    /// `values`: `[B, N, N]` complex64; `probe`: `[N, N]` complex64;
-    /// returns `[B, N, N]` complex64.
+    /// `values`: `[B, N, N]` complex64; `probe`: `[N, N]` or `[B, N, N]`
+    /// complex64 (one per position); returns `[B, N, N]` complex64.
     pub fn direction(
         &mut self,
         values: &Tensor,
@@ -168,7 +252,11 @@ impl WindowSums {
         factor: f64,
     ) -> Tensor {
         let shape = values.size();
-        let power = p2.unsqueeze(0).expand(&shape, false).reshape([-1]);
+        let power = if p2.dim() == 3 {
+            p2.reshape([-1])
+        } else {
+            p2.unsqueeze(0).expand(&shape, false).reshape([-1])
+        };
         let _ = self.illumination.index_add_(0, &batch.index, &power);
         let _ = self.values.index_add_(0, &batch.index, &values.reshape([-1]));
         let s = self.illumination.index_select(0, &batch.index);
@@ -195,6 +283,8 @@ impl WindowSums {
         let values: &[Complex32] = host_values(values).expect("contiguous CPU complex64 values");
         let p2: &[f32] = host_values(p2).expect("contiguous CPU f32 probe power");
         assert_eq!(index.len(), values.len(), "one index per value");
+        // one probe for all (cycled) or one per position (as long as the values)
+        assert!(values.len().is_multiple_of(p2.len()), "probe power per window or per position");
         // SAFETY: the two grids are this struct's own (never viewed or shared)
         // and `out` was just created; nothing else touches their storage.
         let (sum, s, out_values) = unsafe {
@@ -267,6 +357,7 @@ mod tests {
             index: Tensor::from_slice(&index),
             amplitude: Tensor::zeros([3, 2, 2], (Kind::Float, Device::Cpu)),
             size: 3,
+            shifts: None,
         }
     }
 

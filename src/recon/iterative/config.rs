@@ -62,15 +62,15 @@ from_str!(Optimizer, "gradient.optimizer", "lsq" => Optimizer::Lsq, "adam" => Op
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EpieConfig {
-    /// Object step α (ePIE: 1).
-    pub alpha: f64,
+    /// Object step α (ePIE: 1); `None`: chosen from the data ([`super::auto`]).
+    pub alpha: Option<f64>,
     /// Probe step β (ePIE: 1).
     pub beta: f64,
 }
 
 impl Default for EpieConfig {
     fn default() -> Self {
-        EpieConfig { alpha: 1.0, beta: 1.0 }
+        EpieConfig { alpha: None, beta: 1.0 }
     }
 }
 
@@ -84,8 +84,9 @@ pub struct GradientConfig {
     /// probe's step is this times the initial `max |P|`.
     pub learning_rate: f64,
     /// Fraction of the least-squares step taken by `lsq` (pty-chi's
-    /// `optimal_step_size_scaler`, 0.9).
-    pub step_scale: f64,
+    /// `optimal_step_size_scaler` is 0.9); `None`: chosen from the data
+    /// ([`super::auto`]).
+    pub step_scale: Option<f64>,
 }
 
 impl Default for GradientConfig {
@@ -94,40 +95,35 @@ impl Default for GradientConfig {
             loss: Loss::Amplitude,
             optimizer: Optimizer::Lsq,
             learning_rate: 0.2,
-            step_scale: 0.9,
+            step_scale: None,
         }
     }
 }
 
 /// How to run an iterative reconstruction.
 ///
-/// Defaults: batched ePIE, batches of 10, `max_weight` 0.01, 100 iterations.
-/// Batches of about 10 converged fastest per epoch on 81–121 positions (the
-/// whole scan in one batch stalls, as error reduction does). `max_weight`
-/// trades speed for robustness to noise. After 30 iterations on the test
-/// data of `tests/iterative.rs` (N = 32, 121 positions) the object errors were:
-///
-/// | max_weight | noise-free | 10⁶ photons | 10⁵ photons |
-/// |---|---|---|---|
-/// | 0.003 | 1.3e-3 | 6.6e-2 | 0.21 |
-/// | 0.01 (default) | 6.6e-3 | 2.7e-2 | 0.088 |
-/// | 0.03 | 4.7e-2 | 4.8e-2 | 0.075 |
-///
-/// so use 0.003 for noise-free data and 0.03 or more below 10⁵ photons.
+/// The settings that matter most for noisy data (the step `epie.alpha` or
+/// `gradient.step_scale`, `max_weight`, and the iteration budget) are
+/// `None` by default: [`super::auto`] chooses them from the data (photons
+/// per pattern and how often each illuminated pixel is measured), as
+/// measured on development datasets (docs/quality.md). Any of them given
+/// is used as is; the resolved values are recorded in the run's
+/// [`SolverSettings`](super::SolverSettings).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IterativeConfig {
     pub algorithm: Algorithm,
-    /// Epochs: passes over all positions.
-    pub iterations: usize,
+    /// Epochs: passes over all positions; `None`: chosen from the data.
+    pub iterations: Option<usize>,
     /// Positions per mini-batch (clamped to the number of positions); their
     /// updates are computed from the same object and summed.
     pub batch_size: usize,
     /// Weight `w` of the brightest pixel in the normaliser
     /// `(1 − w)·Σ|P|² + w·max Σ|P|²` of the object update (and likewise
     /// `Σ|O|²` for the probe): 1 is ePIE's global `max |P|²`; small values
-    /// (rPIE) take longer steps where the illumination is dim.
-    pub max_weight: f64,
+    /// (rPIE) take longer steps where the illumination is dim. `None`:
+    /// chosen from the data.
+    pub max_weight: Option<f64>,
     /// Also update the probe.
     pub refine_probe: bool,
     /// First iteration (1-based, as in `IterationRecord::iteration`) that
@@ -140,6 +136,9 @@ pub struct IterativeConfig {
     pub tolerance: f64,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     pub device: String,
+    /// Positions between pixels shift the probe by their remainder (a
+    /// Fourier shift per position); `false` rounds them to whole pixels.
+    pub subpixel: bool,
     pub epie: EpieConfig,
     pub gradient: GradientConfig,
 }
@@ -148,14 +147,15 @@ impl Default for IterativeConfig {
     fn default() -> Self {
         IterativeConfig {
             algorithm: Algorithm::Epie,
-            iterations: 100,
+            iterations: None,
             batch_size: 10,
-            max_weight: 0.01,
+            max_weight: None,
             refine_probe: false,
             probe_start_iteration: 2,
             seed: 0,
             tolerance: 0.0,
             device: "auto".into(),
+            subpixel: true,
             epie: EpieConfig::default(),
             gradient: GradientConfig::default(),
         }
@@ -163,12 +163,28 @@ impl Default for IterativeConfig {
 }
 
 impl IterativeConfig {
-    /// Batched ePIE with the defaults.
+    /// Batched ePIE, its settings chosen from the data.
     pub fn epie() -> Self {
         IterativeConfig::default()
     }
 
-    /// The gradient solver (least-squares steps, amplitude loss) with the defaults.
+    /// Classic ePIE as published: α = 1, β = 1, `max_weight` 1 (the global
+    /// `max |P|²` normaliser), 100 iterations; right for noise-free data,
+    /// mistuned for counts of a few photons per pixel (docs/quality.md).
+    pub fn epie_classic() -> Self {
+        IterativeConfig {
+            iterations: Some(100),
+            max_weight: Some(1.0),
+            epie: EpieConfig {
+                alpha: Some(1.0),
+                beta: 1.0,
+            },
+            ..IterativeConfig::default()
+        }
+    }
+
+    /// The gradient solver (least-squares steps, amplitude loss), its
+    /// settings chosen from the data.
     pub fn gradient() -> Self {
         IterativeConfig {
             algorithm: Algorithm::Gradient,
@@ -183,27 +199,34 @@ impl IterativeConfig {
 
     /// Checks every field, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
-        if self.iterations == 0 || self.iterations > 1_000_000 {
-            return Err(Error::config(
-                "iterations",
-                format!("must be in 1..=1000000, got {}", self.iterations),
-            ));
+        if let Some(k) = self.iterations
+            && (k == 0 || k > 1_000_000)
+        {
+            return Err(Error::config("iterations", format!("must be in 1..=1000000, got {k}")));
         }
         if self.batch_size == 0 {
             return Err(Error::config("batch_size", "must be at least 1"));
         }
-        if !(self.max_weight > 0.0 && self.max_weight <= 1.0) {
+        if let Some(w) = self.max_weight
+            && !(w > 0.0 && w <= 1.0)
+        {
+            return Err(Error::config("max_weight", format!("must be in (0, 1], got {w}")));
+        }
+        if self.refine_probe && self.probe_start_iteration == 0 {
             return Err(Error::config(
-                "max_weight",
-                format!("must be in (0, 1], got {}", self.max_weight),
+                "probe_start_iteration",
+                "must be at least 1 when refine_probe is on",
             ));
         }
-        if self.refine_probe && (self.probe_start_iteration == 0 || self.probe_start_iteration > self.iterations) {
+        if let Some(k) = self.iterations
+            && self.refine_probe
+            && self.probe_start_iteration > k
+        {
             return Err(Error::config(
                 "probe_start_iteration",
                 format!(
-                    "must be in 1..={} (iterations) when refine_probe is on, got {}",
-                    self.iterations, self.probe_start_iteration
+                    "must be in 1..={k} (iterations) when refine_probe is on, got {}",
+                    self.probe_start_iteration
                 ),
             ));
         }
@@ -216,10 +239,12 @@ impl IterativeConfig {
         crate::array::parse_device(&self.device)?;
         for (field, v) in [
             ("epie.alpha", self.epie.alpha),
-            ("epie.beta", self.epie.beta),
+            ("epie.beta", Some(self.epie.beta)),
             ("gradient.step_scale", self.gradient.step_scale),
         ] {
-            if !(v > 0.0 && v <= 2.0) {
+            if let Some(v) = v
+                && !(v > 0.0 && v <= 2.0)
+            {
                 return Err(Error::config(field, format!("must be in (0, 2], got {v}")));
             }
         }

@@ -9,6 +9,10 @@
 //! 3. when refining, `P ← P + β·Σ_b conj(O_b)·Δ_b / ((1 − w)·T + w·max T)`,
 //!    `T = Σ_b |O_b|²`, with the object patches of step 1.
 //!
+//! Positions between pixels see the probe Fourier-shifted by their
+//! remainder (`batch::shifted_probes`); the probe's update takes each term
+//! back to the probe's frame.
+//!
 //! With batches of one and `w = 1` this is ePIE (Maiden & Rodenburg 2009);
 //! `w < 1` is rPIE's normaliser (Maiden, Johnson & Li 2017). Summing over a
 //! batch (a "simultaneous" update) lets one FFT call serve many positions;
@@ -16,7 +20,10 @@
 //! updates are averaged where they overlap rather than added.
 use tch::{Device, Tensor};
 
-use super::batch::{Batch, Forward, State, WindowSums, add_at_windows, modulus, normaliser, scale_complex};
+use super::auto::SolverSettings;
+use super::batch::{
+    Batch, Forward, State, WindowSums, add_at_windows, normaliser, probe_frame_power, probe_frame_sum, scale_complex,
+};
 use super::config::IterativeConfig;
 
 pub(crate) struct Epie {
@@ -27,11 +34,11 @@ pub(crate) struct Epie {
 }
 
 impl Epie {
-    pub fn new(cfg: &IterativeConfig, len: i64, device: Device) -> Epie {
+    pub fn new(cfg: &IterativeConfig, settings: &SolverSettings, len: i64, device: Device) -> Epie {
         Epie {
-            alpha: cfg.epie.alpha,
+            alpha: settings.step,
             beta: cfg.epie.beta,
-            max_weight: cfg.max_weight,
+            max_weight: settings.max_weight,
             sums: WindowSums::new(len, device),
         }
     }
@@ -43,16 +50,17 @@ impl Epie {
         let ratio = &batch.amplitude / fwd.amplitude.clamp_min(1e-30);
         let delta = fwd.exit_wave_change(&ratio);
         let step = self.sums.direction(
-            &(&delta * state.probe.conj_physical()),
-            &state.probe,
+            &(&delta * fwd.probes.conj_physical()),
+            &fwd.probes,
             batch,
             self.max_weight,
             self.alpha,
         );
         add_at_windows(state, batch, &fwd.patches, &step);
         if update_probe {
-            let t = modulus(&fwd.patches).square().sum_dim_intlist(0, false, None);
-            let num = (&delta * fwd.patches.conj_physical()).sum_dim_intlist(0, false, None);
+            // each position's term in the probe's own frame (shifted back)
+            let t = probe_frame_power(&fwd.patches, batch);
+            let num = probe_frame_sum(&(&delta * fwd.patches.conj_physical()), batch);
             let step = scale_complex(&num, &(normaliser(&t, self.max_weight).reciprocal() * self.beta));
             let _ = state.probe.g_add_(&step);
         }

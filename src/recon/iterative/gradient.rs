@@ -23,9 +23,10 @@
 //! `learning_rate·max |P₀|` so it is in the probe's units.
 use tch::{Kind, Tensor};
 
+use super::auto::SolverSettings;
 use super::batch::{
-    Batch, Forward, State, WindowSums, add_at_windows, modulus, norm_sqr, normaliser, real_inner, scale_complex,
-    scatter,
+    Batch, Forward, State, WindowSums, add_at_windows, norm_sqr, normaliser, probe_frame_power, probe_frame_sum,
+    real_inner, scale_complex, scatter, shifted_probes,
 };
 use super::config::{GradientConfig, IterativeConfig, Loss, Optimizer};
 
@@ -34,6 +35,7 @@ const MAX_STEP: f64 = 10.0;
 pub(crate) struct Gradient {
     cfg: GradientConfig,
     max_weight: f64,
+    step_scale: f64,
     len: i64,
     sums: WindowSums,
     /// Mean measured `A²` (0-d, on the device), for the Poisson floor.
@@ -44,10 +46,18 @@ pub(crate) struct Gradient {
 }
 
 impl Gradient {
-    pub fn new(cfg: &IterativeConfig, len: i64, state: &State, amplitudes: &Tensor, probe_scale: f64) -> Gradient {
+    pub fn new(
+        cfg: &IterativeConfig,
+        settings: &SolverSettings,
+        len: i64,
+        state: &State,
+        amplitudes: &Tensor,
+        probe_scale: f64,
+    ) -> Gradient {
         Gradient {
             cfg: cfg.gradient.clone(),
-            max_weight: cfg.max_weight,
+            max_weight: settings.max_weight,
+            step_scale: settings.step,
             len,
             sums: WindowSums::new(len, state.object.device()),
             mean_intensity: amplitudes.square().mean(Kind::Float),
@@ -80,19 +90,24 @@ impl Gradient {
         let chi = fwd.exit_wave_change(&ratio);
         // D_O at the batch's window pixels (zero elsewhere)
         let d_object = self.sums.direction(
-            &(&chi * state.probe.conj_physical()),
-            &state.probe,
+            &(&chi * fwd.probes.conj_physical()),
+            &fwd.probes,
             batch,
             self.max_weight,
             1.0,
         );
-        let u = &d_object * &state.probe;
+        let u = &d_object * &fwd.probes;
         let (a11, b1) = (norm_sqr(&u), real_inner(&chi, &u));
         if update_probe {
-            let t = modulus(&fwd.patches).square().sum_dim_intlist(0, false, None::<Kind>);
-            let num = (&chi * fwd.patches.conj_physical()).sum_dim_intlist(0, false, None::<Kind>);
+            let t = probe_frame_power(&fwd.patches, batch);
+            let num = probe_frame_sum(&(&chi * fwd.patches.conj_physical()), batch);
             let d_probe = scale_complex(&num, &normaliser(&t, self.max_weight).reciprocal());
-            let v = &fwd.patches * &d_probe;
+            // the probe's direction as each position sees it
+            let seen = match &batch.shifts {
+                None => d_probe.shallow_clone(),
+                Some(s) => shifted_probes(&d_probe, s),
+            };
+            let v = &fwd.patches * &seen;
             let (a22, a12, b2) = (norm_sqr(&v), real_inner(&u, &v), real_inner(&chi, &v));
             // [a11 a12; a12 a22]·τ = b, lightly damped so a degenerate pair stays finite
             let damp = (&a11 + &a22) * 1e-6 + 1e-30;
@@ -110,7 +125,7 @@ impl Gradient {
 
     /// The clamped, scaled step as a real 0-d tensor.
     fn step_of(&self, tau: &Tensor) -> Tensor {
-        tau.nan_to_num(0.0, 0.0, 0.0).clamp(0.0, MAX_STEP) * self.cfg.step_scale
+        tau.nan_to_num(0.0, 0.0, 0.0).clamp(0.0, MAX_STEP) * self.step_scale
     }
 
     fn adam(&mut self, state: &mut State, batch: &Batch, fwd: &Forward, update_probe: bool) {
@@ -124,11 +139,11 @@ impl Gradient {
             }
         };
         let g = scale_complex(&fwd.spectrum, &factor).fft_ifft2(None::<&[i64]>, [-2, -1], "ortho");
-        let grad_object = scatter(&(&g * state.probe.conj_physical()), batch, self.len);
+        let grad_object = scatter(&(&g * fwd.probes.conj_physical()), batch, self.len);
         let lr = self.cfg.learning_rate;
         self.adam_object.step(&mut state.object, &grad_object, lr);
         if update_probe {
-            let grad_probe = (&g * fwd.patches.conj_physical()).sum_dim_intlist(0, false, None::<Kind>);
+            let grad_probe = probe_frame_sum(&(&g * fwd.patches.conj_physical()), batch);
             self.adam_probe
                 .step(&mut state.probe, &grad_probe, lr * self.probe_scale);
         }

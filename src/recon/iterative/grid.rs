@@ -24,6 +24,8 @@ pub(crate) struct ScanGrid {
     pub indices: Tensor,
     /// Largest distance between a position and the whole pixel used, px.
     pub max_rounding_px: f64,
+    /// Each position minus its whole pixel, `[n, 2]` f32 `(δy, δx)`.
+    pub remainders: Tensor,
 }
 
 impl ScanGrid {
@@ -40,6 +42,7 @@ impl ScanGrid {
         }
         let mut max_rounding_px = 0f64;
         let mut origins = Vec::with_capacity(positions_px.nrows());
+        let mut remainders = Vec::with_capacity(2 * positions_px.nrows());
         for p in positions_px.outer_iter() {
             let (x, y) = (p[0], p[1]);
             if !(x.is_finite() && y.is_finite()) || x.abs() > 1e7 || y.abs() > 1e7 {
@@ -47,6 +50,7 @@ impl ScanGrid {
             }
             let (rx, ry) = (x.round(), y.round());
             max_rounding_px = max_rounding_px.max((x - rx).abs()).max((y - ry).abs());
+            remainders.extend([(y - ry) as f32, (x - rx) as f32]);
             origins.push((ry as i64 - n / 2, rx as i64 - n / 2));
         }
         let min_r = origins.iter().map(|o| o.0).min().expect("non-empty");
@@ -82,12 +86,24 @@ impl ScanGrid {
             left,
             indices,
             max_rounding_px,
+            remainders: Tensor::from_slice(&remainders).view([-1, 2]).to_device(device),
         })
     }
 
     /// Number of padded pixels.
     pub fn len(&self) -> i64 {
         self.padded_h * self.padded_w
+    }
+
+    /// A flat padded image `[padded_h·padded_w]` holding `image` (`[h, w]`,
+    /// the output grid) and `fill` in the margin.
+    pub fn embed(&self, image: &Tensor, fill: f64) -> Tensor {
+        let padded = Tensor::full([self.padded_h, self.padded_w], fill, (image.kind(), image.device()));
+        padded
+            .narrow(0, self.top, self.h)
+            .narrow(1, self.left, self.w)
+            .copy_(image);
+        padded.view([-1])
     }
 
     /// The output grid `[h, w]` of a flat padded image `[padded_h·padded_w]`.
@@ -109,11 +125,21 @@ mod tests {
         let g = ScanGrid::new(&pos, 4, 6, 5, Device::Cpu).unwrap();
         assert_eq!((g.top, g.left, g.padded_h, g.padded_w), (2, 2, 8, 7));
         assert!((g.max_rounding_px - 0.4).abs() < 1e-12);
+        let r: Vec<f32> = Vec::try_from(g.remainders.reshape([-1])).unwrap();
+        assert_eq!(r.len(), 4);
+        assert!((r[2] + 0.2).abs() < 1e-6 && (r[3] - 0.4).abs() < 1e-6, "{r:?}");
         let first: Vec<i64> = Vec::try_from(g.indices.get(0)).unwrap();
         // row 1 + 2, column 0 + 2 in a 7-wide grid
         assert_eq!(first[0], 3 * 7 + 2);
         assert_eq!(first[5], 4 * 7 + 3);
         let flat = Tensor::arange(g.len(), (Kind::Int64, Device::Cpu));
         assert_eq!(g.crop(&flat).int64_value(&[0, 0]), 2 * 7 + 2);
+        // embed puts the output grid back where crop takes it from
+        let image = Tensor::arange(30, (Kind::Float, Device::Cpu)).view([6, 5]);
+        let padded = g.embed(&image, -1.0);
+        assert_eq!(padded.size(), [g.len()]);
+        assert!(g.crop(&padded).equal(&image));
+        assert_eq!(padded.double_value(&[0]), -1.0);
+        assert_eq!(padded.sum(Kind::Double).double_value(&[]), 435.0 - (56.0 - 30.0));
     }
 }

@@ -8,12 +8,13 @@
 //!
 //! # fn main() -> ptycho_workbench::Result<()> {
 //! let ds = simulate(&SimConfig { dose_photons: None, ..SimConfig::default() })?;
-//! let cfg = IterativeConfig { iterations: 50, ..IterativeConfig::epie() };
+//! let cfg = IterativeConfig { iterations: Some(50), ..IterativeConfig::epie() };
 //! let out = reconstruct_iterative(&ds, &cfg, &mut |r| println!("{} {:.3e}", r.iteration, r.data_error))?;
 //! println!("{:?}", out.reconstruction.metadata.solver.map(|s| s.stop_reason));
 //! # Ok(())
 //! # }
 //! ```
+pub mod auto;
 mod batch;
 mod compare;
 mod config;
@@ -22,6 +23,10 @@ mod gradient;
 mod grid;
 mod solve;
 
+pub use auto::{DataStats, SolverSettings};
 pub use compare::object_error;
 pub use config::{Algorithm, EpieConfig, GradientConfig, IterativeConfig, Loss, Optimizer};
-pub use solve::{IterationRecord, IterativeOutcome, SolverSummary, StopReason, reconstruct_iterative};
+pub use solve::{
+    InitSummary, IterationRecord, IterativeInit, IterativeOutcome, SolverSummary, StopReason, reconstruct_iterative,
+    reconstruct_iterative_from, reconstruct_iterative_snapshots,
+};

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use super::auto::{SolverSettings, resolve};
 use super::batch::{Batch, State, illumination};
 use super::config::{Algorithm, IterativeConfig, Optimizer};
 use super::epie::Epie;
@@ -59,7 +60,10 @@ pub enum StopReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SolverSummary {
     pub algorithm: Algorithm,
+    /// The configuration as given (`None`: chosen from the data).
     pub config: IterativeConfig,
+    /// The settings the run used.
+    pub settings: SolverSettings,
     /// The device it ran on (`Cpu`, `Cuda(0)`).
     pub device: String,
     pub iterations_run: usize,
@@ -71,6 +75,42 @@ pub struct SolverSummary {
     pub seconds_iterations: f64,
     /// Positions are rounded to whole pixels; the largest rounding, px.
     pub max_position_rounding_px: f64,
+    /// Set when the run started from another reconstruction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitSummary>,
+}
+
+/// Where a solver run starts instead of a flat object and the dataset's
+/// probe: another reconstruction (`ptycho reconstruct --init`, a network's
+/// inference in `ptycho infer --refine`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IterativeInit {
+    /// The starting object on the dataset's object grid `[H, W]` (the
+    /// truth's shape, else [`canvas_shape`]).
+    pub object: Array2<Complex32>,
+    /// Where `object` holds a reconstruction (> 0), `[H, W]`; the other
+    /// pixels start at the covered pixels' mean amplitude (with the phase of
+    /// their complex sum). `None`: everywhere.
+    pub coverage: Option<Array2<f32>>,
+    /// A starting probe `[N, N]` (a refined one); `None` = the dataset's.
+    pub probe: Option<Array2<Complex32>>,
+    /// What it came from (recorded in the summary), e.g. a file name.
+    pub source: String,
+}
+
+/// How a run was started from an [`IterativeInit`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitSummary {
+    pub source: String,
+    /// The factor the starting object was multiplied by so that its far
+    /// field carries the measured energy (`sqrt(Σ A² / Σ |F(P·O_k)|²)`):
+    /// a network's amplitude is only known up to its intensity scale.
+    pub amplitude_factor: f64,
+    /// Pixels of the output grid that had no coverage and started at the
+    /// covered mean.
+    pub filled_pixels: usize,
+    /// Whether the probe came with it.
+    pub probe_given: bool,
 }
 
 /// Everything a solver run produces.
@@ -82,6 +122,9 @@ pub struct IterativeOutcome {
     pub probe: Array2<Complex32>,
     /// One record per iteration run.
     pub history: Vec<IterationRecord>,
+    /// The object `[H, W]` after each iteration asked for with
+    /// [`reconstruct_iterative_snapshots`] (in iteration order; empty otherwise).
+    pub snapshots: Vec<(usize, Array2<Complex32>)>,
 }
 
 /// Reconstructs the object of `ds` with an iterative solver, calling
@@ -89,9 +132,10 @@ pub struct IterativeOutcome {
 ///
 /// - The object starts at 1 on the dataset's object grid (its ground truth's
 ///   shape, else [`canvas_shape`]); the probe is the dataset's.
-/// - Positions are rounded to whole pixels (exact for integer scans; the
-///   largest rounding is reported in the summary). Windows that reach past
-///   the grid are solved on a margin that is cropped away.
+/// - Each position's window is its nearest whole pixel; the remainder
+///   shifts the probe (a Fourier shift, `IterativeConfig::subpixel`; exact
+///   for integer scans, which skip it). Windows that reach past the grid
+///   are solved on a margin that is cropped away.
 /// - Pixels no probe reaches keep the initial 1; `coverage` is `Σ |P|²` of
 ///   the final probe over all positions.
 /// - Everything stays on `cfg.device`; the host reads one scalar (the data
@@ -109,9 +153,49 @@ pub fn reconstruct_iterative(
     cfg: &IterativeConfig,
     observer: &mut dyn FnMut(&IterationRecord),
 ) -> Result<IterativeOutcome> {
+    reconstruct_iterative_from(ds, cfg, None, observer)
+}
+
+/// [`reconstruct_iterative`] starting from `init` (object, and probe when
+/// given) instead of a flat object and the dataset's probe. The object is
+/// first scaled so that its far field carries the measured energy, and
+/// pixels without coverage start at the covered mean (see
+/// [`IterativeInit`]); the margin outside the output grid starts at 1 as
+/// usual. Errors: an object or probe of the wrong shape or with NaN/∞.
+pub fn reconstruct_iterative_from(
+    ds: &Dataset,
+    cfg: &IterativeConfig,
+    init: Option<&IterativeInit>,
+    observer: &mut dyn FnMut(&IterationRecord),
+) -> Result<IterativeOutcome> {
+    reconstruct_iterative_snapshots(ds, cfg, init, &[], observer)
+}
+
+/// [`reconstruct_iterative_from`] that also keeps the object after each
+/// iteration in `snapshot_at` (1-based; those past the last iteration run
+/// are skipped) in [`IterativeOutcome::snapshots`]: one run shows what
+/// every iteration budget gives (the quality suite, tuning, a notebook
+/// watching the solver converge). Each snapshot copies the object to the host.
+pub fn reconstruct_iterative_snapshots(
+    ds: &Dataset,
+    cfg: &IterativeConfig,
+    init: Option<&IterativeInit>,
+    snapshot_at: &[usize],
+    observer: &mut dyn FnMut(&IterationRecord),
+) -> Result<IterativeOutcome> {
     crate::runtime::keep_freed_memory();
     cfg.validate()?;
     ds.validate()?;
+    let settings = resolve(cfg, ds)?;
+    if cfg.refine_probe && cfg.probe_start_iteration > settings.iterations {
+        return Err(Error::config(
+            "probe_start_iteration",
+            format!(
+                "must be in 1..={} (the iterations run) when refine_probe is on, got {}",
+                settings.iterations, cfg.probe_start_iteration
+            ),
+        ));
+    }
     let device = parse_device(&cfg.device)?;
     let _guard = tch::no_grad_guard();
     let started = Instant::now();
@@ -125,30 +209,85 @@ pub fn reconstruct_iterative(
     };
     let grid = ScanGrid::new(&ds.positions_px, n, h as i64, w as i64, device)?;
     let len = grid.len();
+    // shift the probe only where some position is off the pixel grid
+    let subpixel = cfg.subpixel && grid.max_rounding_px > 1e-6;
+    let shifts_of = |members: &Tensor| subpixel.then(|| grid.remainders.index_select(0, members));
     let amplitudes = ds.diffraction_tensor(device);
     let total_intensity = amplitudes.square().sum(Kind::Double).double_value(&[]);
     if total_intensity <= 0.0 {
         return Err(Error::value("diffraction", "is zero everywhere: nothing to fit"));
     }
     let modulation = shift_modulation(n, n, device);
-    let probe = ds.probe_tensor(device);
+    let probe = match init.and_then(|i| i.probe.as_ref()) {
+        Some(p) => {
+            check_init_array("init probe", p, [n as usize, n as usize])?;
+            crate::array::c64_to_tensor(p, device)
+        }
+        None => ds.probe_tensor(device),
+    };
     let probe_scale = probe.abs().max().double_value(&[]);
     let mut state = State {
         object: Tensor::ones([len], (Kind::ComplexFloat, device)),
         probe: &probe * &modulation,
     };
+    let init_summary = match init {
+        None => None,
+        Some(i) => {
+            let (object, filled_pixels) = start_object(i, [h, w])?;
+            state.object = grid.embed(&crate::array::c64_to_tensor(&object, device), 1.0);
+            // Σ |F(P·O_k)|² over every position, in chunks
+            let mut predicted = Tensor::zeros([], (Kind::Double, device));
+            for start in (0..len_positions(&grid)).step_by(256) {
+                let size = 256.min(len_positions(&grid) - start);
+                let members = Tensor::arange_start(start, start + size, (Kind::Int64, device));
+                let chunk = Batch {
+                    index: grid.indices.narrow(0, start, size).reshape([-1]),
+                    amplitude: amplitudes.narrow(0, start, size),
+                    size,
+                    shifts: shifts_of(&members),
+                };
+                predicted += super::batch::Forward::new(&state, &chunk)
+                    .amplitude
+                    .square()
+                    .sum(Kind::Double);
+            }
+            let predicted = predicted.double_value(&[]);
+            if !(predicted.is_finite() && predicted > 0.0) {
+                return Err(Error::value(
+                    "init object",
+                    "its far field is zero (or not finite) at every position: nothing to scale",
+                ));
+            }
+            let amplitude_factor = (total_intensity / predicted).sqrt();
+            state.object = &state.object * amplitude_factor;
+            Some(InitSummary {
+                source: i.source.clone(),
+                amplitude_factor,
+                filled_pixels,
+                probe_given: i.probe.is_some(),
+            })
+        }
+    };
     let mut solver = match cfg.algorithm {
-        Algorithm::Epie => Solver::Epie(Epie::new(cfg, len, device)),
-        Algorithm::Gradient => Solver::Gradient(Box::new(Gradient::new(cfg, len, &state, &amplitudes, probe_scale))),
+        Algorithm::Epie => Solver::Epie(Epie::new(cfg, &settings, len, device)),
+        Algorithm::Gradient => Solver::Gradient(Box::new(Gradient::new(
+            cfg,
+            &settings,
+            len,
+            &state,
+            &amplitudes,
+            probe_scale,
+        ))),
     };
     let count = ds.n_images();
     let batch_size = cfg.batch_size.min(count);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut order: Vec<i64> = (0..count as i64).collect();
     let seconds_setup = started.elapsed().as_secs_f64();
-    let mut history: Vec<IterationRecord> = Vec::with_capacity(cfg.iterations);
+    let mut history: Vec<IterationRecord> = Vec::with_capacity(settings.iterations);
     let mut stop_reason = StopReason::Iterations;
-    for iteration in 1..=cfg.iterations {
+    let mut snapshots = Vec::new();
+    for iteration in 1..=settings.iterations {
         order.shuffle(&mut rng);
         let order_t = Tensor::from_slice(&order).to_device(device);
         let update_probe = cfg.refine_probe && iteration >= cfg.probe_start_iteration;
@@ -160,6 +299,7 @@ pub fn reconstruct_iterative(
                 index: grid.indices.index_select(0, &members).view([-1]),
                 amplitude: amplitudes.index_select(0, &members),
                 size,
+                shifts: shifts_of(&members),
             };
             let e = match &mut solver {
                 Solver::Epie(s) => s.step(&mut state, &batch, update_probe),
@@ -180,6 +320,12 @@ pub fn reconstruct_iterative(
             seconds: started.elapsed().as_secs_f64(),
         };
         observer(&record);
+        if snapshot_at.contains(&iteration) {
+            let object = tensor_to_c64(&grid.crop(&state.object))?
+                .into_dimensionality::<Ix2>()
+                .expect("2-D");
+            snapshots.push((iteration, object));
+        }
         let previous = history.last().map(|r| r.data_error);
         history.push(record);
         if data_error == 0.0 {
@@ -194,18 +340,26 @@ pub fn reconstruct_iterative(
         }
     }
     let seconds_iterations = started.elapsed().as_secs_f64() - seconds_setup;
-    let everything = Batch {
-        index: grid.indices.view([-1]),
-        amplitude: Tensor::zeros([0], (Kind::Float, device)),
-        size: count as i64,
-    };
-    let coverage = grid.crop(&illumination(&state.probe, &everything, len));
+    let mut coverage = Tensor::zeros([len], (Kind::Float, device));
+    for start in (0..count as i64).step_by(256) {
+        let size = 256.min(count as i64 - start);
+        let members = Tensor::arange_start(start, start + size, (Kind::Int64, device));
+        let chunk = Batch {
+            index: grid.indices.narrow(0, start, size).reshape([-1]),
+            amplitude: Tensor::zeros([0], (Kind::Float, device)),
+            size,
+            shifts: shifts_of(&members),
+        };
+        coverage += illumination(&state.probe, &chunk, len);
+    }
+    let coverage = grid.crop(&coverage);
     let object = grid.crop(&state.object);
     let probe = &state.probe * &modulation;
     let last = history.last().expect("at least one iteration");
     let summary = SolverSummary {
         algorithm: cfg.algorithm,
         config: cfg.clone(),
+        settings,
         device: format!("{device:?}"),
         iterations_run: history.len(),
         final_data_error: last.data_error,
@@ -214,6 +368,7 @@ pub fn reconstruct_iterative(
         seconds_setup,
         seconds_iterations,
         max_position_rounding_px: grid.max_rounding_px,
+        init: init_summary,
     };
     let source = match cfg.algorithm {
         Algorithm::Epie => "iterative epie".to_string(),
@@ -241,13 +396,72 @@ pub fn reconstruct_iterative(
             seconds_inference: seconds_iterations,
             seconds_stitch: 0.0,
             solver: Some(summary),
+            refinement: None,
+            adaptation: None,
         },
     };
     Ok(IterativeOutcome {
         reconstruction,
         probe: tensor_to_c64(&probe)?.into_dimensionality::<Ix2>().expect("2-D"),
         history,
+        snapshots,
     })
+}
+
+fn len_positions(grid: &ScanGrid) -> i64 {
+    grid.indices.size()[0]
+}
+
+fn check_init_array(what: &str, a: &Array2<Complex32>, shape: [usize; 2]) -> Result<()> {
+    if a.shape() != shape {
+        return Err(Error::shape(what, format!("{shape:?}"), format!("{:?}", a.shape())));
+    }
+    match a.indexed_iter().find(|(_, v)| !(v.re.is_finite() && v.im.is_finite())) {
+        None => Ok(()),
+        Some(((i, j), v)) => Err(Error::value(what, format!("contains {v} at pixel (row {i}, col {j})"))),
+    }
+}
+
+/// The starting object: `init.object` where covered, the covered pixels'
+/// mean amplitude with the phase of their sum elsewhere; and how many
+/// pixels were filled.
+fn start_object(init: &IterativeInit, shape: [usize; 2]) -> Result<(Array2<Complex32>, usize)> {
+    check_init_array("init object", &init.object, shape)?;
+    let Some(coverage) = &init.coverage else {
+        return Ok((init.object.clone(), 0));
+    };
+    if coverage.shape() != shape {
+        return Err(Error::shape(
+            "init coverage",
+            format!("{shape:?}"),
+            format!("{:?}", coverage.shape()),
+        ));
+    }
+    let (mut sum, mut amp, mut count) = (num_complex::Complex64::new(0.0, 0.0), 0.0, 0usize);
+    for (v, &c) in init.object.iter().zip(coverage.iter()) {
+        if c > 0.0 {
+            sum += num_complex::Complex64::new(v.re as f64, v.im as f64);
+            amp += v.norm() as f64;
+            count += 1;
+        }
+    }
+    if count == 0 {
+        return Err(Error::value(
+            "init coverage",
+            "is zero everywhere: the init object covers nothing",
+        ));
+    }
+    let phase = if sum.norm() > 0.0 { sum.arg() } else { 0.0 };
+    let fill = Complex32::from_polar((amp / count as f64) as f32, phase as f32);
+    let mut object = init.object.clone();
+    let mut filled = 0;
+    for (v, &c) in object.iter_mut().zip(coverage.iter()) {
+        if c.is_nan() || c <= 0.0 {
+            *v = fill;
+            filled += 1;
+        }
+    }
+    Ok((object, filled))
 }
 
 enum Solver {
