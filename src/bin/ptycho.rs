@@ -190,10 +190,11 @@ enum Command {
         /// steps with the physics loss (test-time training; no ground truth).
         #[arg(long)]
         adapt: Option<usize>,
-        /// Align each group's constant phase with its neighbours' before
-        /// averaging the crops (phase-consistent stitching).
+        /// Average the crops as they are, without first aligning each
+        /// group's constant phase with its neighbours' (phase-consistent
+        /// stitching, the default).
         #[arg(long)]
-        phase_sync: bool,
+        no_phase_sync: bool,
     },
 }
 
@@ -249,6 +250,10 @@ struct TrainArgs {
     /// wrapped by e^{iφ}; default: the model's).
     #[arg(long)]
     phase_activation: Option<String>,
+    /// Add a token-mixing MLP across the encoder's 8×8 bottleneck (a global
+    /// receptive field).
+    #[arg(long)]
+    bottleneck_mixer: bool,
     /// Gridsize 2: apply the overlap constraint at the group `centroid`
     /// (PtychoPINN) or in each member's frame (`members`; default: the model's).
     #[arg(long)]
@@ -692,6 +697,12 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
     };
     if a.init_bundle.is_none() {
         model.n_filters_scale = a.n_filters_scale.unwrap_or(model.n_filters_scale);
+    }
+    if a.bottleneck_mixer {
+        if a.init_bundle.is_some() {
+            bail!("--bottleneck-mixer: fine-tuning keeps the bundle's network");
+        }
+        model.bottleneck_mixer = true;
     }
     if let Some(f) = &a.overlap_frame {
         if a.init_bundle.is_some() {
@@ -1180,7 +1191,7 @@ fn run(cli: Cli) -> Result<()> {
             precision,
             refine,
             adapt,
-            phase_sync,
+            no_phase_sync,
         } => {
             let stitch_at = match stitch_at.as_str() {
                 "members" => StitchAt::Members,
@@ -1211,7 +1222,7 @@ fn run(cli: Cli) -> Result<()> {
                     steps,
                     ..ptycho_workbench::recon::AdaptConfig::default()
                 }),
-                phase_sync,
+                phase_sync: !no_phase_sync,
                 ..ReconConfig::default()
             };
             let recon = b.reconstruct(&ds, &cfg)?;

@@ -101,6 +101,12 @@ pub struct ModelConfig {
     /// swish). Configurations without the field (older bundles) mean swish.
     #[serde(default = "border_activation_before_choice")]
     pub border_activation: BorderActivation,
+    /// A residual token-mixing MLP across the encoder's 8×8 bottleneck
+    /// (ours; PtychoPINN has none): every position of the code sees every
+    /// other, where the convolutions mix only neighbourhoods. Off in older
+    /// bundles.
+    #[serde(default)]
+    pub bottleneck_mixer: bool,
     /// Where the overlap constraint is applied (gridsize 2). Configurations
     /// without the field (older bundles) mean the centroid.
     #[serde(default = "overlap_frame_before_choice")]
@@ -124,6 +130,7 @@ impl Default for ModelConfig {
             border_branch: true,
             border_activation: BorderActivation::Centre,
             overlap_frame: OverlapFrame::Centroid,
+            bottleneck_mixer: false,
             max_offset_px: 16.0,
             intensity_scale_trainable: true,
         }

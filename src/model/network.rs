@@ -79,11 +79,18 @@ fn log2(v: usize) -> usize {
 }
 
 /// Encoder: `log2(N/8)` blocks of double conv + 2×2 max-pool, ending at
-/// 8×8 with `nfs·128` channels.
+/// 8×8 with `nfs·128` channels; optionally (`ModelConfig::bottleneck_mixer`)
+/// a residual token-mixing MLP across those 64 positions.
 #[derive(Debug)]
 pub struct Encoder {
     blocks: Vec<DoubleConv>,
+    mixer: Option<(nn::Linear, nn::Linear)>,
 }
+
+/// Positions of the 8×8 bottleneck.
+const BOTTLENECK: i64 = 64;
+/// Hidden width of the bottleneck's token-mixing MLP.
+const MIXER_HIDDEN: i64 = 256;
 
 impl Encoder {
     /// # Shapes
@@ -98,13 +105,34 @@ impl Encoder {
             blocks.push(DoubleConv::new(&(p / format!("block{}", i + 1)), cin, f));
             cin = f;
         }
-        Encoder { blocks }
+        let mixer = cfg.bottleneck_mixer.then(|| {
+            let m = p / "mixer";
+            (
+                nn::linear(&m / "a", BOTTLENECK, MIXER_HIDDEN, Default::default()),
+                nn::linear(&m / "b", MIXER_HIDDEN, BOTTLENECK, Default::default()),
+            )
+        });
+        Encoder { blocks, mixer }
     }
 
+    /// # Shapes
+    /// `[B, c_in, N, N]` → `[B, nfs·128, 8, 8]`
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.blocks
+        let z = self
+            .blocks
             .iter()
-            .fold(x.shallow_clone(), |h, b| b.forward(&h).max_pool2d_default(2))
+            .fold(x.shallow_clone(), |h, b| b.forward(&h).max_pool2d_default(2));
+        match &self.mixer {
+            None => z,
+            Some((a, b)) => {
+                // every channel mixes its 64 positions (a global receptive
+                // field; the convolutions see only neighbourhoods)
+                let s = z.size();
+                let tokens = z.reshape([s[0], s[1], BOTTLENECK]);
+                let mixed = b.forward(&a.forward(&tokens).gelu("none"));
+                z + mixed.reshape(s.as_slice())
+            }
+        }
     }
 }
 
@@ -314,6 +342,38 @@ mod tests {
             assert!(relative(&amplitude_a, &amplitude_b) < 1e-5, "gridsize {gridsize}");
             assert!(relative(&grad_a, &grad_b) < 1e-4, "gridsize {gridsize}");
             assert!(grad_b.abs().max().double_value(&[]) > 0.0);
+        }
+    }
+
+    #[test]
+    fn the_bottleneck_mixer_gives_the_code_a_global_receptive_field() {
+        // N = 32: two conv blocks reach about 16 px, so a pixel in one corner
+        // of the pattern cannot move the code at the opposite corner, unless
+        // the mixer spreads it across the 8×8 positions
+        for mixer in [false, true] {
+            let cfg = ModelConfig {
+                n: 32,
+                n_filters_scale: 1,
+                bottleneck_mixer: mixer,
+                ..ModelConfig::default()
+            };
+            let vs = nn::VarStore::new(Device::Cpu);
+            let enc = Encoder::new(&(vs.root() / "encoder"), &cfg, 1);
+            crate::model::init::reinitialise(&vs, 3);
+            let x = Tensor::rand([1, 1, 32, 32], (Kind::Float, Device::Cpu));
+            let y = x.copy();
+            let _ = y.get(0).get(0).get(0).get(0).fill_(50.0);
+            let (a, b) = tch::no_grad(|| (enc.forward(&x), enc.forward(&y)));
+            assert_eq!(a.size(), [1, 128, 8, 8]);
+            let far = (a.get(0).narrow(1, 7, 1).narrow(2, 7, 1) - b.get(0).narrow(1, 7, 1).narrow(2, 7, 1))
+                .abs()
+                .max()
+                .double_value(&[]);
+            if mixer {
+                assert!(far > 1e-4, "the mixer should reach the far corner ({far})");
+            } else {
+                assert_eq!(far, 0.0, "convolutions alone reach only a neighbourhood");
+            }
         }
     }
 

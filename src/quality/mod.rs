@@ -9,4 +9,4 @@ mod run;
 
 pub use config::{Arm, CaseTraining, DEFAULT_SUITE_TOML, QUICK_SUITE_TOML, QualityCase, QualitySuite};
 pub use report::{QualityReport, markdown_table, write_results};
-pub use run::{ArmResult, ORACLE_ALPHAS, ORACLE_ITERATIONS, ORACLE_MAX_WEIGHTS, RunOptions, run_suite};
+pub use run::{ArmResult, ORACLE_ITERATIONS, ORACLE_SETTINGS, RunOptions, run_suite};

@@ -284,7 +284,10 @@ impl WindowSums {
         let p2: &[f32] = host_values(p2).expect("contiguous CPU f32 probe power");
         assert_eq!(index.len(), values.len(), "one index per value");
         // one probe for all (cycled) or one per position (as long as the values)
-        assert!(values.len().is_multiple_of(p2.len()), "probe power per window or per position");
+        assert!(
+            values.len().is_multiple_of(p2.len()),
+            "probe power per window or per position"
+        );
         // SAFETY: the two grids are this struct's own (never viewed or shared)
         // and `out` was just created; nothing else touches their storage.
         let (sum, s, out_values) = unsafe {

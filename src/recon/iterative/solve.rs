@@ -73,7 +73,8 @@ pub struct SolverSummary {
     pub data_errors: Vec<f64>,
     pub seconds_setup: f64,
     pub seconds_iterations: f64,
-    /// Positions are rounded to whole pixels; the largest rounding, px.
+    /// Windows sit at whole pixels; the largest remainder of a position, px
+    /// (taken up by shifting the probe with `config.subpixel`).
     pub max_position_rounding_px: f64,
     /// Set when the run started from another reconstruction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,8 +161,9 @@ pub fn reconstruct_iterative(
 /// given) instead of a flat object and the dataset's probe. The object is
 /// first scaled so that its far field carries the measured energy, and
 /// pixels without coverage start at the covered mean (see
-/// [`IterativeInit`]); the margin outside the output grid starts at 1 as
-/// usual. Errors: an object or probe of the wrong shape or with NaN/∞.
+/// [`IterativeInit`]); the margin outside the output grid (where windows
+/// reach past it) starts at 1 times the same factor. Errors: an object or
+/// probe of the wrong shape or with NaN/∞.
 pub fn reconstruct_iterative_from(
     ds: &Dataset,
     cfg: &IterativeConfig,
