@@ -50,7 +50,8 @@ enum Command {
     Bundle(BundleCommand),
     /// Reconstruct a dataset's object with an iterative solver (no training).
     /// The step, max_weight and iteration budget not given are chosen from
-    /// the data (photons per pattern, overlap); the output records them.
+    /// the data (how often the scan measures each pixel; docs/quality.md);
+    /// the output records them.
     Reconstruct {
         #[arg(long)]
         data: PathBuf,
