@@ -56,7 +56,7 @@ bench: setup
 	$(CARGO) run --release --bin ptycho -- bench all --device cpu
 
 # The quality suite (not part of `make test`): every arm on cases across
-# objects, doses and overlap, scored against the truth; about an hour on a
+# objects, doses and overlap, scored against the truth; about an hour and a half on a
 # 2-core CPU (QUALITY_ARGS=--quick: three cases). The table goes to
 # benches/results/quality-*.{csv,json}; docs/quality.md summarises it.
 QUALITY_ARGS ?=

@@ -672,6 +672,7 @@ fn compare_registers_what_its_policy_says_and_names_a_bad_policy() -> TestResult
                 solver: None,
                 refinement: None,
                 adaptation: None,
+                selection: None,
             },
         };
         write_recon_npz(&recon, std::path::Path::new(&p(file)))?;

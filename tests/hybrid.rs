@@ -11,9 +11,10 @@ use num_complex::Complex32;
 use ptycho_workbench::bundle::Bundle;
 use ptycho_workbench::data::{Dataset, read_dataset, write_npz};
 use ptycho_workbench::recon::iterative::{
-    IterativeConfig, IterativeInit, object_error, reconstruct_iterative, reconstruct_iterative_from,
+    IterativeConfig, IterativeInit, data_error, object_error, reconstruct_iterative, reconstruct_iterative_from,
     reconstruct_iterative_snapshots,
 };
+use ptycho_workbench::recon::select::Candidate;
 use ptycho_workbench::recon::{AdaptConfig, ReconConfig, on_dataset_grid, write_recon_npz};
 use ptycho_workbench::simulate::{SimConfig, simulate_on};
 use tch::Device;
@@ -213,6 +214,150 @@ fn a_bundle_refined_by_epie_in_one_call_records_both() -> TestResult {
 }
 
 #[test]
+fn the_data_error_of_an_object_is_zero_for_the_truth_and_blind_to_its_scale() -> TestResult {
+    init();
+    let ds = noise_free();
+    let truth = ds.object.clone().unwrap();
+    let e = data_error(&ds, &truth, None, true, Device::Cpu)?;
+    assert!(e < 1e-4, "{e}");
+    // a network's object is known up to its intensity scale: the best scale is fitted
+    let e3 = data_error(&ds, &truth.mapv(|v| v * 3.0), None, true, Device::Cpu)?;
+    assert!(e3 < 1e-4, "{e3}");
+    // a flat object explains little of the patterns, a noisy truth a bit less than the truth
+    let flat = Array2::from_elem(truth.dim(), Complex32::new(1.0, 0.0));
+    let e_flat = data_error(&ds, &flat, None, true, Device::Cpu)?;
+    assert!(e_flat > 0.05, "{e_flat}");
+    let noisy = Array2::from_shape_fn(truth.dim(), |(i, j)| {
+        truth[[i, j]] * Complex32::from_polar(1.0, 0.3 * (((i * 7 + j * 13) % 11) as f32 / 11.0 - 0.5))
+    });
+    let e_noisy = data_error(&ds, &noisy, None, true, Device::Cpu)?;
+    assert!(e_noisy > 10.0 * e && e_noisy < e_flat, "{e_noisy} vs {e} and {e_flat}");
+    let wrong = Array2::from_elem((5, 5), Complex32::new(1.0, 0.0));
+    assert!(data_error(&ds, &wrong, None, true, Device::Cpu).is_err());
+    let mut nan = truth.clone();
+    nan[[3, 3]] = Complex32::new(f32::NAN, 0.0);
+    assert!(data_error(&ds, &nan, None, true, Device::Cpu).is_err());
+    Ok(())
+}
+
+#[test]
+fn held_out_patterns_choose_between_the_network_and_the_solver() -> TestResult {
+    init();
+    let dir = tempfile::tempdir()?;
+    let bundle = Bundle::load(&trained_bundle(dir.path(), 1), Device::Cpu)?;
+    // dense and nearly noise-free: a one-epoch network predicts held-out
+    // patterns far worse than the solver does
+    let mut cfg = small_config();
+    cfg.scan.spacing_px = 4.0;
+    cfg.dose_photons = Some(1e8);
+    let ds = simulate_on(&cfg, Device::Cpu)?;
+    let best = ReconConfig {
+        refine: Some(IterativeConfig {
+            iterations: Some(30),
+            ..IterativeConfig::epie()
+        }),
+        ..ReconConfig::best()
+    };
+    let recon = bundle.reconstruct(&ds, &best)?;
+    let s = recon.metadata.selection.clone().expect("selection recorded");
+    assert_eq!(s.heldout_patterns, (ds.n_images() as f64 * 0.1).round() as usize);
+    assert!(s.redundancy > 4.0, "{}", s.redundancy);
+    let err = |c: Candidate| s.heldout_errors.iter().find(|e| e.0 == c).unwrap().1.unwrap();
+    assert!(
+        err(Candidate::Network) > 2.0 * err(Candidate::Solver),
+        "{:?}",
+        s.heldout_errors
+    );
+    assert_ne!(s.chosen, Candidate::Network);
+    let min = s
+        .heldout_errors
+        .iter()
+        .map(|e| e.1.unwrap())
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(err(s.chosen), min, "the smallest misfit wins");
+    // the winner is rebuilt from every pattern
+    match s.chosen {
+        Candidate::Solver => {
+            assert_eq!(recon.metadata.source, "iterative epie");
+            assert_eq!(recon.metadata.solver.as_ref().unwrap().iterations_run, 30);
+        }
+        _ => assert_eq!(recon.metadata.refinement.as_ref().unwrap().iterations_run, 30),
+    }
+    assert_eq!(recon.object.dim(), ds.object.as_ref().unwrap().dim());
+    // recorded in the NPZ
+    let path = dir.path().join("best.npz");
+    write_recon_npz(&recon, &path)?;
+    let meta = recon_metadata(path.to_str().unwrap());
+    assert!(meta["selection"]["chosen"].is_string(), "{meta}");
+
+    // without overlap the test is blind: the network starts the solver
+    let mut sparse = small_config();
+    sparse.scan.spacing_px = 40.0;
+    sparse.object_size_px = 200;
+    let ds = simulate_on(&sparse, Device::Cpu)?;
+    let recon = bundle.reconstruct(&ds, &best)?;
+    let s = recon.metadata.selection.unwrap();
+    assert!(s.redundancy < 1.8, "{}", s.redundancy);
+    assert_eq!(s.chosen, Candidate::NetworkThenSolver);
+    assert!(s.heldout_errors.iter().all(|e| e.1.is_none()));
+
+    // sparse crops grow until the lit pixels inside the scan are stitched
+    let lit = ptycho_workbench::physics::illuminated_mask(
+        ds.probe.view(),
+        ds.positions_px.view(),
+        [ds.object.as_ref().unwrap().nrows(), ds.object.as_ref().unwrap().ncols()],
+    )?;
+    let covered_fraction = |coverage: &Array2<f32>| {
+        let (xs, ys) = (ds.positions_px.column(0), ds.positions_px.column(1));
+        let (x0, x1) = (xs.fold(f64::MAX, |a, &v| a.min(v)), xs.fold(f64::MIN, |a, &v| a.max(v)));
+        let (y0, y1) = (ys.fold(f64::MAX, |a, &v| a.min(v)), ys.fold(f64::MIN, |a, &v| a.max(v)));
+        let inside: Vec<_> = lit
+            .indexed_iter()
+            .filter(|&((r, c), &l)| l && (y0..=y1).contains(&(r as f64)) && (x0..=x1).contains(&(c as f64)))
+            .map(|(p, _)| p)
+            .collect();
+        inside.iter().filter(|&&p| coverage[p] > 0.0).count() as f64 / inside.len() as f64
+    };
+    let small = ReconConfig {
+        crop_px: 4,
+        ..ReconConfig::default()
+    };
+    let grown = bundle.reconstruct(&ds, &small)?;
+    let fixed = bundle.reconstruct(
+        &ds,
+        &ReconConfig {
+            cover_scan: false,
+            ..small
+        },
+    )?;
+    assert!(
+        covered_fraction(&grown.coverage) >= 0.99,
+        "{}",
+        covered_fraction(&grown.coverage)
+    );
+    assert!(
+        covered_fraction(&fixed.coverage) < 0.5,
+        "{}",
+        covered_fraction(&fixed.coverage)
+    );
+    assert!(grown.metadata.config.as_ref().unwrap().crop_px > 4);
+    assert_eq!(fixed.metadata.config.as_ref().unwrap().crop_px, 4);
+
+    // selection needs a solver, and does not combine with test-time training
+    let no_solver = ReconConfig {
+        refine: None,
+        ..ReconConfig::best()
+    };
+    assert!(bundle.reconstruct(&ds, &no_solver).is_err());
+    let adapting = ReconConfig {
+        adapt: Some(AdaptConfig::default()),
+        ..ReconConfig::best()
+    };
+    assert!(bundle.reconstruct(&ds, &adapting).is_err());
+    Ok(())
+}
+
+#[test]
 fn phase_consistent_stitching_is_the_default_and_can_be_turned_off() -> TestResult {
     init();
     let dir = tempfile::tempdir()?;
@@ -349,6 +494,32 @@ fn the_cli_starts_from_a_reconstruction_refines_adapts_and_fine_tunes() -> TestR
     ]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--refine"));
+
+    // the held-out choice, with the solver's budget given
+    let out = ptycho(&[
+        "infer",
+        "--bundle",
+        &b,
+        "--data",
+        &d,
+        "--select",
+        "--refine",
+        "3",
+        "--out",
+        &p("best.npz"),
+    ]);
+    ok(&out);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("chose ") && said.contains("held-out misfit network"),
+        "{said}"
+    );
+    let meta = recon_metadata(&p("best.npz"));
+    let chosen = meta["selection"]["chosen"].as_str().unwrap().to_string();
+    assert!(["network", "solver", "network-then-solver"].contains(&chosen.as_str()));
+    assert_eq!(meta["selection"]["heldout_errors"].as_array().unwrap().len(), 3);
+    // the crop used is recorded; this dense scan keeps 20 px
+    assert_eq!(recon_metadata(&p("hyb.npz"))["config"]["crop_px"], 20);
 
     // test-time training in infer, and fine-tuning with train --init-bundle
     ok(&ptycho(&[

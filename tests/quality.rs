@@ -148,4 +148,15 @@ fn bad_suites_are_refused_by_name() {
     let full = QualitySuite::default_suite().unwrap();
     assert!(full.cases.iter().any(|c| c.reuse_networks_of.is_some()));
     assert!(full.arms.contains(&Arm::Hybrid));
+    assert!(full.arms.contains(&Arm::Best));
+    // the PNG object resolves under the crate, and reports name it relative to it
+    let png = |s: &QualitySuite| {
+        s.cases
+            .iter()
+            .find_map(|c| c.sim.object.path.clone())
+            .expect("a case reads a PNG")
+    };
+    assert!(png(&full).is_absolute() && png(&full).exists());
+    let shared = full.with_paths_relative_to(&root());
+    assert_eq!(png(&shared), std::path::Path::new("data/objects/astronaut_256.png"));
 }

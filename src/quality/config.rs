@@ -1,5 +1,7 @@
 //! The quality suite's configuration: cases (what to simulate, how to split,
 //! which pixels to score) and the arms run on each (`benches/quality/*.toml`).
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use crate::compare::ScorePixels;
@@ -22,9 +24,14 @@ pub enum Arm {
     Epie,
     /// `ptycho reconstruct --algorithm gradient` with no other settings.
     Gradient,
-    /// The best one-call reconstruction: `ptycho infer` on the gridsize-2
-    /// bundle with the iterative refinement the tool chooses.
+    /// `ptycho infer --refine auto` on the gridsize-2 bundle (or the case's
+    /// `hybrid_network`): ePIE, with the settings it chooses, from the
+    /// network's object.
     Hybrid,
+    /// `ptycho infer --select` on the same bundle: the network, ePIE or the
+    /// hybrid, whichever predicts held-out patterns best
+    /// ([`crate::recon::select`]).
+    Best,
     /// A constant object (amplitude 1, phase 0): what every method must beat.
     Constant,
     /// ePIE on a grid of settings, scored against the truth, the best kept:
@@ -35,13 +42,14 @@ pub enum Arm {
 
 impl Arm {
     /// Every arm, in table order.
-    pub const ALL: [Arm; 8] = [
+    pub const ALL: [Arm; 9] = [
         Arm::PinnGs1,
         Arm::PinnGs2,
         Arm::Supervised,
         Arm::Epie,
         Arm::Gradient,
         Arm::Hybrid,
+        Arm::Best,
         Arm::Constant,
         Arm::EpieOracle,
     ];
@@ -55,6 +63,7 @@ impl Arm {
             Arm::Epie => "epie",
             Arm::Gradient => "gradient",
             Arm::Hybrid => "hybrid",
+            Arm::Best => "best",
             Arm::Constant => "constant",
             Arm::EpieOracle => "epie-oracle",
         }
@@ -62,7 +71,10 @@ impl Arm {
 
     /// Whether this arm trains a network.
     pub fn trains(self) -> bool {
-        matches!(self, Arm::PinnGs1 | Arm::PinnGs2 | Arm::Supervised | Arm::Hybrid)
+        matches!(
+            self,
+            Arm::PinnGs1 | Arm::PinnGs2 | Arm::Supervised | Arm::Hybrid | Arm::Best
+        )
     }
 }
 
@@ -201,6 +213,22 @@ impl QualitySuite {
                 }
             }
         }
+    }
+
+    /// The suite with every object or probe path under `base` written
+    /// relative to it (for reports: no machine's folders in shared files).
+    pub fn with_paths_relative_to(&self, base: &Path) -> QualitySuite {
+        let mut s = self.clone();
+        for c in &mut s.cases {
+            for sim in std::iter::once(&mut c.sim).chain(c.test_sim.as_mut()) {
+                for p in [&mut sim.object.path, &mut sim.probe.path].into_iter().flatten() {
+                    if let Ok(rel) = p.strip_prefix(base) {
+                        *p = rel.to_path_buf();
+                    }
+                }
+            }
+        }
+        s
     }
 
     /// The built-in default suite (its paths relative to the repository

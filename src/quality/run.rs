@@ -276,8 +276,12 @@ fn reconstruct_arm(
             ..IterativeConfig::gradient()
         }),
         Arm::EpieOracle => oracle(data, align, device_name),
-        Arm::PinnGs1 | Arm::PinnGs2 | Arm::Supervised | Arm::Hybrid => {
-            let network = if arm == Arm::Hybrid { case.hybrid_network } else { arm };
+        Arm::PinnGs1 | Arm::PinnGs2 | Arm::Supervised | Arm::Hybrid | Arm::Best => {
+            let network = if matches!(arm, Arm::Hybrid | Arm::Best) {
+                case.hybrid_network
+            } else {
+                arm
+            };
             let (kind, gridsize) = match network {
                 Arm::PinnGs1 => (ModelKind::Pinn, 1),
                 Arm::Supervised => (ModelKind::Supervised, 1),
@@ -285,19 +289,35 @@ fn reconstruct_arm(
             };
             let (bundle_path, seconds_train) = trained_bundle(suite, case, kind, gridsize, net_dir, opts, observer)?;
             let bundle = Bundle::load(&bundle_path, device)?;
-            let cfg = if arm == Arm::Hybrid {
-                ReconConfig::hybrid()
-            } else {
-                ReconConfig::default()
+            let cfg = match arm {
+                Arm::Hybrid => ReconConfig::hybrid(),
+                Arm::Best => ReconConfig::best(),
+                _ => ReconConfig::default(),
             };
             let started = Instant::now();
             let recon: Reconstruction = bundle.reconstruct(&data.test, &cfg)?;
             let seconds = started.elapsed().as_secs_f64();
             write_recon_npz(&recon, &dir.join(format!("recon_{}.npz", arm.name())))?;
-            let detail = match &recon.metadata.refinement {
-                Some(r) => format!("network, then {} iterations", r.iterations_run),
-                None => "network only".into(),
+            let mut detail = match (&recon.metadata.refinement, &recon.metadata.solver) {
+                (Some(r), _) => format!("network, then {} iterations", r.iterations_run),
+                (None, Some(s)) => format!("solver only, {} iterations", s.iterations_run),
+                (None, None) => "network only".into(),
             };
+            if let Some(s) = &recon.metadata.selection {
+                let scores: Vec<String> = s
+                    .heldout_errors
+                    .iter()
+                    .filter_map(|(c, e)| e.map(|e| format!("{} {e:.4}", c.name())))
+                    .collect();
+                detail = format!(
+                    "{detail} (chosen; held-out misfit: {})",
+                    if scores.is_empty() {
+                        "not measurable, no overlap".into()
+                    } else {
+                        scores.join(", ")
+                    }
+                );
+            }
             Ok(ArmRecon {
                 object: recon.object,
                 source: recon.metadata.source,

@@ -25,7 +25,7 @@ use crate::train::{Precision, TrainedModel};
 const PHASE_SYNC_SWEEPS: usize = 100;
 
 /// `cpu` or `cuda:N`, as `IterativeConfig::device` reads it.
-fn device_name(device: tch::Device) -> String {
+pub(crate) fn device_name(device: tch::Device) -> String {
     match device {
         tch::Device::Cuda(i) => format!("cuda:{i}"),
         _ => "cpu".into(),
@@ -38,6 +38,11 @@ fn device_name(device: tch::Device) -> String {
 pub struct ReconConfig {
     /// Side of the central crop of each patch that is stitched (PtychoPINN: 20).
     pub crop_px: i64,
+    /// Grow the crop (up to the whole patch) until the crops cover the
+    /// illuminated pixels inside the scan ([`covering_crop`]): a dense scan
+    /// keeps `crop_px`, a sparse one is stitched from as much of each patch
+    /// as its probe lit. The crop used is in `_metadata.config`.
+    pub cover_scan: bool,
     /// Groups per forward pass.
     pub batch_size: usize,
     /// Neighbour candidates per group for gridsize 2.
@@ -68,6 +73,12 @@ pub struct ReconConfig {
     /// the physics loss (no ground truth needed). `None`: the bundle as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapt: Option<AdaptConfig>,
+    /// Choose between the network, the solver of `refine` from a flat
+    /// object, and the two together by how well each predicts held-out
+    /// patterns, then rebuild the winner from all of them
+    /// ([`super::select`]). Needs `refine`. `None`: `refine` decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<super::select::SelectConfig>,
 }
 
 /// How [`ReconConfig::adapt`] fine-tunes.
@@ -135,6 +146,7 @@ impl Default for ReconConfig {
     fn default() -> Self {
         ReconConfig {
             crop_px: 20,
+            cover_scan: true,
             batch_size: 256,
             k_neighbours: 4,
             seed: 0,
@@ -143,6 +155,7 @@ impl Default for ReconConfig {
             refine: None,
             adapt: None,
             phase_sync: true,
+            select: None,
         }
     }
 }
@@ -155,6 +168,17 @@ impl ReconConfig {
         ReconConfig {
             refine: Some(IterativeConfig::epie()),
             ..ReconConfig::default()
+        }
+    }
+
+    /// [`ReconConfig::hybrid`] with [`ReconConfig::select`]: the network,
+    /// ePIE (settings chosen from the data) or the network then ePIE,
+    /// whichever predicts held-out patterns best (`ptycho infer --select`;
+    /// the quality suite's `best`).
+    pub fn best() -> Self {
+        ReconConfig {
+            select: Some(super::select::SelectConfig::default()),
+            ..ReconConfig::hybrid()
         }
     }
 }
@@ -205,6 +229,10 @@ pub struct ReconMetadata {
     /// after, and its wall time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adaptation: Option<AdaptSummary>,
+    /// The held-out choice ([`ReconConfig::select`]): each candidate's
+    /// score and the winner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<super::select::SelectionSummary>,
 }
 
 /// How a test-time fine-tuning ran.
@@ -221,6 +249,9 @@ impl Bundle {
     /// Reconstructs the full object of `ds` with this bundle's model (after
     /// test-time training when `cfg.adapt` says so).
     pub fn reconstruct(&self, ds: &Dataset, cfg: &ReconConfig) -> Result<Reconstruction> {
+        if let Some(select) = &cfg.select {
+            return self.reconstruct_selected(ds, cfg, select);
+        }
         let Some(adapt) = &cfg.adapt else {
             return self.reconstruct_with(&self.model, ds, cfg, None);
         };
@@ -293,6 +324,12 @@ impl Bundle {
             Some(o) => [o.shape()[0], o.shape()[1]],
             None => canvas_shape(&ds.positions_px, mcfg.n),
         };
+        let at_positions = c == 1 || cfg.stitch_at == StitchAt::Members;
+        let crop_px = if cfg.cover_scan && at_positions {
+            covering_crop(ds, cfg.crop_px, n, [h, w])?
+        } else {
+            cfg.crop_px
+        };
         let centroids = crate::array::f64_to_tensor(&groups.centroids_px, device);
         let started = Instant::now();
         let mut sum = Tensor::zeros([h as i64, w as i64], (Kind::ComplexFloat, device));
@@ -325,11 +362,11 @@ impl Bundle {
                     Some(0),
                     None,
                 );
-                let m = cfg.crop_px.clamp(2, n);
+                let m = crop_px.clamp(2, n);
                 let crops = patches.narrow(1, (n - m) / 2, m).narrow(2, (n - m) / 2, m).contiguous();
                 kept.push((crops, at, group));
             } else {
-                let (s, cov) = accumulate(&patches, &at, cfg.crop_px, h as i64, w as i64)?;
+                let (s, cov) = accumulate(&patches, &at, crop_px, h as i64, w as i64)?;
                 sum += s;
                 coverage += cov;
             }
@@ -393,15 +430,55 @@ impl Bundle {
                     .ok()
                     .map(|b| crate::bundle::save::sha256_hex(&b)),
                 n_groups: groups.n_groups(),
-                config: Some(cfg.clone()),
+                config: Some(ReconConfig { crop_px, ..cfg.clone() }),
                 seconds_inference: total_seconds - seconds_stitch,
                 seconds_stitch,
                 solver: None,
                 refinement,
                 adaptation,
+                selection: None,
             },
         })
     }
+}
+
+/// The smallest even crop from `crop_px` up to the patch size `n` whose
+/// squares, centred on the scan positions, cover at least 99 % of the
+/// pixels that are illuminated ([`crate::physics::illuminated_mask`]) and
+/// inside the positions' bounding box. A dense scan is covered by
+/// PtychoPINN's 20-px crops already; in a scan with little or no overlap
+/// they would leave most of each lit patch unstitched (read as zero).
+pub fn covering_crop(ds: &Dataset, crop_px: i64, n: i64, shape: [usize; 2]) -> Result<i64> {
+    let lit = crate::physics::illuminated_mask(ds.probe.view(), ds.positions_px.view(), shape)?;
+    let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+    for row in ds.positions_px.rows() {
+        for k in 0..2 {
+            lo[k] = lo[k].min(row[k]);
+            hi[k] = hi[k].max(row[k]);
+        }
+    }
+    let inside = |r: usize, c: usize| {
+        (lo[1].floor()..=hi[1].ceil()).contains(&(r as f64)) && (lo[0].floor()..=hi[0].ceil()).contains(&(c as f64))
+    };
+    let wanted: Vec<(usize, usize)> = lit
+        .indexed_iter()
+        .filter(|&((r, c), &l)| l && inside(r, c))
+        .map(|(p, _)| p)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(crop_px);
+    }
+    let mut crop = crop_px;
+    while crop < n {
+        let square = ndarray::Array2::from_elem((crop as usize, crop as usize), true);
+        let covered = crate::physics::illumination::illuminated(square.view(), ds.positions_px.view(), shape)?;
+        let hit = wanted.iter().filter(|&&p| covered[p]).count();
+        if hit as f64 >= 0.99 * wanted.len() as f64 {
+            break;
+        }
+        crop = (crop + 2).min(n);
+    }
+    Ok(crop)
 }
 
 /// Writes `object` (complex64 `[H, W]`), `coverage` (float32 `[H, W]`) and

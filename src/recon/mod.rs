@@ -3,6 +3,7 @@
 pub mod infer;
 pub mod iterative;
 pub mod phase_sync;
+pub mod select;
 pub mod stitch;
 
 pub use infer::{

@@ -400,6 +400,7 @@ pub fn reconstruct_iterative_snapshots(
             solver: Some(summary),
             refinement: None,
             adaptation: None,
+            selection: None,
         },
     };
     Ok(IterativeOutcome {
@@ -427,7 +428,7 @@ fn check_init_array(what: &str, a: &Array2<Complex32>, shape: [usize; 2]) -> Res
 /// The starting object: `init.object` where covered, the covered pixels'
 /// mean amplitude with the phase of their sum elsewhere; and how many
 /// pixels were filled.
-fn start_object(init: &IterativeInit, shape: [usize; 2]) -> Result<(Array2<Complex32>, usize)> {
+pub(crate) fn start_object(init: &IterativeInit, shape: [usize; 2]) -> Result<(Array2<Complex32>, usize)> {
     check_init_array("init object", &init.object, shape)?;
     let Some(coverage) = &init.coverage else {
         return Ok((init.object.clone(), 0));
@@ -469,4 +470,91 @@ fn start_object(init: &IterativeInit, shape: [usize; 2]) -> Result<(Array2<Compl
 enum Solver {
     Epie(Epie),
     Gradient(Box<Gradient>),
+}
+
+/// How well `object` (with `probe`, else the dataset's) explains the
+/// patterns of `ds`: `Σ (a·|F(P·O_k)| − A_k)² / Σ A_k²` over every position
+/// and pixel, with the one scale `a ≥ 0` that fits best (a network's
+/// object is known only up to its intensity scale). The forward model is
+/// the solvers' (sub-pixel positions shift the probe when `subpixel`), so
+/// the number is comparable with their data error. `object` is the image
+/// the positions index (`[H, W]`, e.g. a reconstruction of the same scan);
+/// windows reaching past it see 1. Used to score reconstructions on
+/// patterns they did not see ([`crate::recon::select`]).
+///
+/// # Shapes
+/// `object`: `[H, W]`, `probe`: `[N, N]` with `N` the dataset's patch size.
+///
+/// Errors: shapes that disagree, NaN/∞ in the object, or a dataset without
+/// counts.
+pub fn data_error(
+    ds: &Dataset,
+    object: &Array2<Complex32>,
+    probe: Option<&Array2<Complex32>>,
+    subpixel: bool,
+    device: tch::Device,
+) -> Result<f64> {
+    ds.validate()?;
+    let n = ds.patch_size() as i64;
+    let [h, w] = [object.nrows(), object.ncols()];
+    check_init_array("object", object, [h, w])?;
+    let [need_h, need_w] = canvas_shape(&ds.positions_px, n as usize);
+    if need_h > h + 1 || need_w > w + 1 {
+        return Err(Error::shape(
+            "object",
+            format!("at least the scan's canvas [{need_h}, {need_w}]"),
+            format!("[{h}, {w}]"),
+        ));
+    }
+    let _guard = tch::no_grad_guard();
+    let grid = ScanGrid::new(&ds.positions_px, n, h as i64, w as i64, device)?;
+    let probe = match probe {
+        Some(p) => {
+            check_init_array("probe", p, [n as usize, n as usize])?;
+            crate::array::c64_to_tensor(p, device)
+        }
+        None => ds.probe_tensor(device),
+    };
+    let state = State {
+        object: grid.embed(&crate::array::c64_to_tensor(object, device), 1.0),
+        probe: &probe * shift_modulation(n, n, device),
+    };
+    let amplitudes = ds.diffraction_tensor(device);
+    let subpixel = subpixel && grid.max_rounding_px > 1e-6;
+    // Σ A², Σ |Ψ|·A, Σ |Ψ|²
+    let mut sums = Tensor::zeros([3], (Kind::Double, device));
+    for start in (0..len_positions(&grid)).step_by(256) {
+        let size = 256.min(len_positions(&grid) - start);
+        let members = Tensor::arange_start(start, start + size, (Kind::Int64, device));
+        let chunk = Batch {
+            index: grid.indices.narrow(0, start, size).reshape([-1]),
+            amplitude: amplitudes.narrow(0, start, size),
+            size,
+            shifts: subpixel.then(|| grid.remainders.index_select(0, &members)),
+        };
+        let predicted = super::batch::Forward::new(&state, &chunk)
+            .amplitude
+            .to_kind(Kind::Double);
+        let measured = chunk.amplitude.to_kind(Kind::Double);
+        sums += Tensor::stack(
+            &[
+                measured.square().sum(Kind::Double),
+                (&predicted * &measured).sum(Kind::Double),
+                predicted.square().sum(Kind::Double),
+            ],
+            0,
+        );
+    }
+    let sums: Vec<f64> = Vec::<f64>::try_from(&sums.to_device(tch::Device::Cpu))
+        .map_err(|e| Error::value("data error", e.to_string()))?;
+    let (aa, pa, pp) = (sums[0], sums[1], sums[2]);
+    if aa.is_nan() || aa <= 0.0 {
+        return Err(Error::value(
+            "diffraction",
+            "is zero everywhere: nothing to compare with",
+        ));
+    }
+    // the best scale is pa/pp (never negative: both sums are ≥ 0)
+    let residual = if pp > 0.0 { aa - pa * pa / pp } else { aa };
+    Ok((residual / aa).max(0.0))
 }
