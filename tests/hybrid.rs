@@ -11,8 +11,8 @@ use num_complex::Complex32;
 use ptycho_workbench::bundle::Bundle;
 use ptycho_workbench::data::{Dataset, read_dataset, write_npz};
 use ptycho_workbench::recon::iterative::{
-    IterativeConfig, IterativeInit, data_error, object_error, reconstruct_iterative, reconstruct_iterative_from,
-    reconstruct_iterative_snapshots,
+    IterativeConfig, IterativeInit, data_error, object_error, pattern_misfit, reconstruct_iterative,
+    reconstruct_iterative_from, reconstruct_iterative_snapshots,
 };
 use ptycho_workbench::recon::select::Candidate;
 use ptycho_workbench::recon::{AdaptConfig, ReconConfig, on_dataset_grid, write_recon_npz};
@@ -223,6 +223,21 @@ fn the_data_error_of_an_object_is_zero_for_the_truth_and_blind_to_its_scale() ->
     // a network's object is known up to its intensity scale: the best scale is fitted
     let e3 = data_error(&ds, &truth.mapv(|v| v * 3.0), None, true, Device::Cpu)?;
     assert!(e3 < 1e-4, "{e3}");
+    // the Poisson deviance too: zero for the truth at any scale, large for a flat object
+    let m = pattern_misfit(&ds, &truth.mapv(|v| v * 0.5), None, true, Device::Cpu)?;
+    assert_eq!(
+        m.amplitude,
+        data_error(&ds, &truth.mapv(|v| v * 0.5), None, true, Device::Cpu)?
+    );
+    assert!(m.poisson < 1e-4, "{m:?}");
+    let flat_misfit = pattern_misfit(
+        &ds,
+        &Array2::from_elem(truth.dim(), Complex32::new(1.0, 0.0)),
+        None,
+        true,
+        Device::Cpu,
+    )?;
+    assert!(flat_misfit.poisson > 0.05, "{flat_misfit:?}");
     // a flat object explains little of the patterns, a noisy truth a bit less than the truth
     let flat = Array2::from_elem(truth.dim(), Complex32::new(1.0, 0.0));
     let e_flat = data_error(&ds, &flat, None, true, Device::Cpu)?;
@@ -269,6 +284,8 @@ fn held_out_patterns_choose_between_the_network_and_the_solver() -> TestResult {
         s.heldout_errors
     );
     assert_ne!(s.chosen, Candidate::Network);
+    assert_eq!(s.heldout_deviances.len(), 3);
+    assert!(s.heldout_deviances.iter().all(|d| d.1.unwrap() >= 0.0));
     let min = s
         .heldout_errors
         .iter()

@@ -31,7 +31,9 @@ use serde::{Deserialize, Serialize};
 
 use super::infer::{ReconConfig, Reconstruction, device_name};
 use super::iterative::auto::{DataStats, SPARSE_REDUNDANCY};
-use super::iterative::{IterativeConfig, IterativeInit, data_error, reconstruct_iterative, reconstruct_iterative_from};
+use super::iterative::{
+    IterativeConfig, IterativeInit, pattern_misfit, reconstruct_iterative, reconstruct_iterative_from,
+};
 use crate::bundle::Bundle;
 use crate::data::Dataset;
 use crate::data::product::canvas_shape;
@@ -103,6 +105,10 @@ pub struct SelectionSummary {
     /// Each candidate's misfit to the held-out patterns (`None` where the
     /// scan's redundancy made the test blind and it was not run).
     pub heldout_errors: Vec<(Candidate, Option<f64>)>,
+    /// The same candidates' Poisson deviance on the held-out patterns
+    /// ([`crate::recon::iterative::Misfit::poisson`]), recorded alongside.
+    #[serde(default)]
+    pub heldout_deviances: Vec<(Candidate, Option<f64>)>,
     pub chosen: Candidate,
     /// Why, in words.
     pub reason: String,
@@ -184,7 +190,8 @@ impl Bundle {
             source: network.metadata.source.clone(),
         };
         let stats = DataStats::of(&fit)?;
-        let score = |object: &Array2<Complex32>| data_error(&held, object, None, solver.subpixel, device);
+        let score = |object: &Array2<Complex32>| pattern_misfit(&held, object, None, solver.subpixel, device);
+        let mut heldout_deviances = Vec::new();
         let (heldout_errors, chosen, reason) = if stats.redundancy < SPARSE_REDUNDANCY {
             (
                 vec![
@@ -210,6 +217,8 @@ impl Bundle {
                 (Candidate::Solver, score(&flat.object)?),
                 (Candidate::NetworkThenSolver, score(&hybrid.object)?),
             ];
+            heldout_deviances = scored.iter().map(|&(c, m)| (c, Some(m.poisson))).collect();
+            let scored: Vec<(Candidate, f64)> = scored.iter().map(|&(c, m)| (c, m.amplitude)).collect();
             let best = scored
                 .iter()
                 .min_by(|a, b| a.1.total_cmp(&b.1))
@@ -226,6 +235,7 @@ impl Bundle {
             heldout_patterns: held_idx.len(),
             redundancy: stats.redundancy,
             heldout_errors,
+            heldout_deviances,
             chosen,
             reason,
             seconds: started.elapsed().as_secs_f64(),

@@ -28,6 +28,6 @@ pub use compare::object_error;
 pub use config::{Algorithm, EpieConfig, GradientConfig, IterativeConfig, Loss, Optimizer};
 pub(crate) use solve::start_object;
 pub use solve::{
-    InitSummary, IterationRecord, IterativeInit, IterativeOutcome, SolverSummary, StopReason, data_error,
-    reconstruct_iterative, reconstruct_iterative_from, reconstruct_iterative_snapshots,
+    InitSummary, IterationRecord, IterativeInit, IterativeOutcome, Misfit, SolverSummary, StopReason, data_error,
+    pattern_misfit, reconstruct_iterative, reconstruct_iterative_from, reconstruct_iterative_snapshots,
 };

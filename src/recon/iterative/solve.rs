@@ -494,6 +494,30 @@ pub fn data_error(
     subpixel: bool,
     device: tch::Device,
 ) -> Result<f64> {
+    Ok(pattern_misfit(ds, object, probe, subpixel, device)?.amplitude)
+}
+
+/// Two measures of how well an object explains a dataset's patterns, each
+/// with its own best overall scale of the predicted intensity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Misfit {
+    /// [`data_error`]: `Σ (a·|Ψ| − A)² / Σ A²`.
+    pub amplitude: f64,
+    /// The Poisson deviance of the intensities `I = A²` (the measured counts
+    /// over the dataset's intensity scale) against `μ = b·|Ψ|²`, over `Σ I`:
+    /// `2 Σ [I·ln(I/μ) − (I − μ)] / Σ I` with the best `b = Σ I / Σ |Ψ|²`.
+    /// Times the intensity scale, it is the deviance of the counts.
+    pub poisson: f64,
+}
+
+/// [`data_error`] and the Poisson deviance of the same predictions ([`Misfit`]).
+pub fn pattern_misfit(
+    ds: &Dataset,
+    object: &Array2<Complex32>,
+    probe: Option<&Array2<Complex32>>,
+    subpixel: bool,
+    device: tch::Device,
+) -> Result<Misfit> {
     ds.validate()?;
     let n = ds.patch_size() as i64;
     let [h, w] = [object.nrows(), object.ncols()];
@@ -521,8 +545,8 @@ pub fn data_error(
     };
     let amplitudes = ds.diffraction_tensor(device);
     let subpixel = subpixel && grid.max_rounding_px > 1e-6;
-    // Σ A², Σ |Ψ|·A, Σ |Ψ|²
-    let mut sums = Tensor::zeros([3], (Kind::Double, device));
+    // Σ A², Σ |Ψ|·A, Σ |Ψ|², Σ I·ln I, Σ I·ln |Ψ|² (I = A², where I > 0)
+    let mut sums = Tensor::zeros([5], (Kind::Double, device));
     for start in (0..len_positions(&grid)).step_by(256) {
         let size = 256.min(len_positions(&grid) - start);
         let members = Tensor::arange_start(start, start + size, (Kind::Int64, device));
@@ -536,18 +560,27 @@ pub fn data_error(
             .amplitude
             .to_kind(Kind::Double);
         let measured = chunk.amplitude.to_kind(Kind::Double);
+        let intensity = measured.square();
+        let counted = intensity.gt(0.0);
+        let (mu, floor) = (predicted.square(), 1e-30);
         sums += Tensor::stack(
             &[
-                measured.square().sum(Kind::Double),
+                intensity.sum(Kind::Double),
                 (&predicted * &measured).sum(Kind::Double),
-                predicted.square().sum(Kind::Double),
+                mu.sum(Kind::Double),
+                (&intensity * intensity.clamp_min(floor).log())
+                    .where_self(&counted, &intensity.zeros_like())
+                    .sum(Kind::Double),
+                (&intensity * mu.clamp_min(floor).log())
+                    .where_self(&counted, &intensity.zeros_like())
+                    .sum(Kind::Double),
             ],
             0,
         );
     }
     let sums: Vec<f64> = Vec::<f64>::try_from(&sums.to_device(tch::Device::Cpu))
         .map_err(|e| Error::value("data error", e.to_string()))?;
-    let (aa, pa, pp) = (sums[0], sums[1], sums[2]);
+    let (aa, pa, pp, i_ln_i, i_ln_mu) = (sums[0], sums[1], sums[2], sums[3], sums[4]);
     if aa.is_nan() || aa <= 0.0 {
         return Err(Error::value(
             "diffraction",
@@ -556,5 +589,14 @@ pub fn data_error(
     }
     // the best scale is pa/pp (never negative: both sums are ≥ 0)
     let residual = if pp > 0.0 { aa - pa * pa / pp } else { aa };
-    Ok((residual / aa).max(0.0))
+    // with b = Σ I / Σ μ the linear terms cancel: D/2 = Σ I ln I − Σ I ln μ − Σ I ln b
+    let poisson = if pp > 0.0 {
+        2.0 * (i_ln_i - i_ln_mu - aa * (aa / pp).ln()) / aa
+    } else {
+        f64::INFINITY
+    };
+    Ok(Misfit {
+        amplitude: (residual / aa).max(0.0),
+        poisson: poisson.max(0.0),
+    })
 }
