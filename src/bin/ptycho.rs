@@ -1260,26 +1260,11 @@ fn run(cli: Cli) -> Result<()> {
                 ))
             );
             if let Some(s) = &recon.metadata.selection {
-                let scores: Vec<String> = s
-                    .heldout_errors
-                    .iter()
-                    .map(|(c, e)| format!("{} {}", c.name(), e.map_or("-".into(), |e| format!("{e:.4}"))))
-                    .collect();
-                let deviances: Vec<String> = s
-                    .heldout_deviances
-                    .iter()
-                    .filter_map(|(c, d)| d.map(|d| format!("{} {d:.5}", c.name())))
-                    .collect();
                 eprintln!(
-                    "chose {} ({}): held-out misfit {} (Poisson deviance per count: {}) in {:.1} s; output: {}",
+                    "chose {} ({}): held-out misfit {} (in brackets: Poisson deviance per count), in {:.1} s; output: {}",
                     s.chosen.name(),
                     s.reason,
-                    scores.join(", "),
-                    if deviances.is_empty() {
-                        "-".into()
-                    } else {
-                        deviances.join(", ")
-                    },
+                    s.scores(),
                     s.seconds,
                     recon.metadata.source
                 );

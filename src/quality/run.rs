@@ -304,19 +304,7 @@ fn reconstruct_arm(
                 (None, None) => "network only".into(),
             };
             if let Some(s) = &recon.metadata.selection {
-                let scores: Vec<String> = s
-                    .heldout_errors
-                    .iter()
-                    .filter_map(|(c, e)| e.map(|e| format!("{} {e:.4}", c.name())))
-                    .collect();
-                detail = format!(
-                    "{detail} (chosen; held-out misfit: {})",
-                    if scores.is_empty() {
-                        "not measurable, no overlap".into()
-                    } else {
-                        scores.join(", ")
-                    }
-                );
+                detail = format!("{detail} (chosen; held-out misfit: {})", s.scores());
             }
             Ok(ArmRecon {
                 object: recon.object,

@@ -116,6 +116,24 @@ pub struct SelectionSummary {
     pub seconds: f64,
 }
 
+impl SelectionSummary {
+    /// Each candidate's held-out misfit and Poisson deviance, in words
+    /// (`network 0.0248 (0.13376), …`), or why there are none.
+    pub fn scores(&self) -> String {
+        let scored: Vec<String> = self
+            .heldout_errors
+            .iter()
+            .zip(&self.heldout_deviances)
+            .filter_map(|((c, e), (_, d))| Some(format!("{} {:.4} ({:.5})", c.name(), (*e)?, (*d)?)))
+            .collect();
+        if scored.is_empty() {
+            "not measurable: no overlap".into()
+        } else {
+            scored.join(", ")
+        }
+    }
+}
+
 /// The patterns held out and the rest, as index lists in scan order.
 fn split_indices(n: usize, cfg: &SelectConfig) -> Result<(Vec<usize>, Vec<usize>)> {
     let held = ((n as f64 * cfg.holdout_fraction).round() as usize).max(1);
@@ -182,13 +200,6 @@ impl Bundle {
             select: None,
             ..cfg.clone()
         };
-        let network = self.reconstruct(&fit, &plain)?;
-        let start = IterativeInit {
-            object: network.object.clone(),
-            coverage: Some(network.coverage.clone()),
-            probe: None,
-            source: network.metadata.source.clone(),
-        };
         let stats = DataStats::of(&fit)?;
         let score = |object: &Array2<Complex32>| pattern_misfit(&held, object, None, solver.subpixel, device);
         let mut heldout_deviances = Vec::new();
@@ -207,9 +218,16 @@ impl Bundle {
                 ),
             )
         } else {
+            let network = self.reconstruct(&fit, &plain)?;
+            let start = IterativeInit {
+                object: network.object,
+                coverage: Some(network.coverage),
+                probe: None,
+                source: network.metadata.source,
+            };
             // the network's object as the solver starts from it: gaps at the covered mean
             let (network_start, _) =
-                super::iterative::start_object(&start, [network.object.nrows(), network.object.ncols()])?;
+                super::iterative::start_object(&start, [start.object.nrows(), start.object.ncols()])?;
             let flat = reconstruct_iterative(&fit, &solver, &mut |_| {})?.reconstruction;
             let hybrid = reconstruct_iterative_from(&fit, &solver, Some(&start), &mut |_| {})?.reconstruction;
             let scored = [

@@ -239,15 +239,7 @@ pub fn reconstruct_iterative_snapshots(
             state.object = grid.embed(&crate::array::c64_to_tensor(&object, device), 1.0);
             // Σ |F(P·O_k)|² over every position, in chunks
             let mut predicted = Tensor::zeros([], (Kind::Double, device));
-            for start in (0..len_positions(&grid)).step_by(256) {
-                let size = 256.min(len_positions(&grid) - start);
-                let members = Tensor::arange_start(start, start + size, (Kind::Int64, device));
-                let chunk = Batch {
-                    index: grid.indices.narrow(0, start, size).reshape([-1]),
-                    amplitude: amplitudes.narrow(0, start, size),
-                    size,
-                    shifts: shifts_of(&members),
-                };
+            for chunk in position_chunks(&grid, Some(&amplitudes), subpixel) {
                 predicted += super::batch::Forward::new(&state, &chunk)
                     .amplitude
                     .square()
@@ -343,15 +335,7 @@ pub fn reconstruct_iterative_snapshots(
     }
     let seconds_iterations = started.elapsed().as_secs_f64() - seconds_setup;
     let mut coverage = Tensor::zeros([len], (Kind::Float, device));
-    for start in (0..count as i64).step_by(256) {
-        let size = 256.min(count as i64 - start);
-        let members = Tensor::arange_start(start, start + size, (Kind::Int64, device));
-        let chunk = Batch {
-            index: grid.indices.narrow(0, start, size).reshape([-1]),
-            amplitude: Tensor::zeros([0], (Kind::Float, device)),
-            size,
-            shifts: shifts_of(&members),
-        };
+    for chunk in position_chunks(&grid, None, subpixel) {
         coverage += illumination(&state.probe, &chunk, len);
     }
     let coverage = grid.crop(&coverage);
@@ -413,6 +397,30 @@ pub fn reconstruct_iterative_snapshots(
 
 fn len_positions(grid: &ScanGrid) -> i64 {
     grid.indices.size()[0]
+}
+
+/// Every position in scan order, as batches of up to 256 (with their
+/// measured amplitudes when given, else an empty tensor; with their
+/// sub-pixel shifts when `subpixel`): the passes over the whole scan that
+/// are not solver steps (scaling a start, the coverage, a data misfit).
+fn position_chunks<'a>(
+    grid: &'a ScanGrid,
+    amplitudes: Option<&'a Tensor>,
+    subpixel: bool,
+) -> impl Iterator<Item = Batch> + 'a {
+    let total = len_positions(grid);
+    (0..total).step_by(256).map(move |start| {
+        let size = 256.min(total - start);
+        Batch {
+            index: grid.indices.narrow(0, start, size).reshape([-1]),
+            amplitude: amplitudes.map_or_else(
+                || Tensor::zeros([0], (Kind::Float, grid.indices.device())),
+                |a| a.narrow(0, start, size),
+            ),
+            size,
+            shifts: subpixel.then(|| grid.remainders.narrow(0, start, size)),
+        }
+    })
 }
 
 fn check_init_array(what: &str, a: &Array2<Complex32>, shape: [usize; 2]) -> Result<()> {
@@ -547,15 +555,7 @@ pub fn pattern_misfit(
     let subpixel = subpixel && grid.max_rounding_px > 1e-6;
     // Σ A², Σ |Ψ|·A, Σ |Ψ|², Σ I·ln I, Σ I·ln |Ψ|² (I = A², where I > 0)
     let mut sums = Tensor::zeros([5], (Kind::Double, device));
-    for start in (0..len_positions(&grid)).step_by(256) {
-        let size = 256.min(len_positions(&grid) - start);
-        let members = Tensor::arange_start(start, start + size, (Kind::Int64, device));
-        let chunk = Batch {
-            index: grid.indices.narrow(0, start, size).reshape([-1]),
-            amplitude: amplitudes.narrow(0, start, size),
-            size,
-            shifts: subpixel.then(|| grid.remainders.index_select(0, &members)),
-        };
+    for chunk in position_chunks(&grid, Some(&amplitudes), subpixel) {
         let predicted = super::batch::Forward::new(&state, &chunk)
             .amplitude
             .to_kind(Kind::Double);
