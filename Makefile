@@ -5,7 +5,7 @@ export OMP_WAIT_POLICY ?= passive
 CARGO ?= cargo
 DEMO_DIR ?= out/demo
 
-.PHONY: setup demo test fmt lint unit notebooks slurm pack bench quality fixtures
+.PHONY: setup demo test fmt lint unit notebooks slurm pack bench quality fixtures measured-data
 
 setup:
 	@bash scripts/setup.sh
@@ -62,6 +62,13 @@ bench: setup
 QUALITY_ARGS ?=
 quality: setup
 	$(CARGO) run --release --bin ptycho -- bench quality $(QUALITY_ARGS)
+
+# Two measured APS scans from tike 0.26.0's test data (PyPI sdist, sha256
+# pinned) in our format: data/measured/siemens_star.npz and cnm247.npz
+# (scripts/fetch_measured_data.sh; nothing to do when both exist).
+measured-data: setup
+	$(CARGO) build --release --bin ptycho
+	bash scripts/fetch_measured_data.sh
 
 # Regenerate the small test fixtures (numpy/scipy/h5py references).
 fixtures: setup

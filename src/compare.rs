@@ -1,5 +1,6 @@
-//! The comparison workflow behind `ptycho compare`: read a truth and
-//! reconstructions, align and measure each ([`crate::metrics`]), write
+//! The comparison workflow behind `ptycho compare`: read a truth (a
+//! dataset's object, or a reference reconstruction: [`compare_with_reference`])
+//! and reconstructions, align and measure each ([`crate::metrics`]), write
 //! `metrics.csv`, `metrics.json`, `frc.csv` and `comparison.png` into a
 //! folder, every file atomically.
 use std::path::{Path, PathBuf};
@@ -10,10 +11,13 @@ use polars::prelude::{CsvWriter, DataFrame, SerWriter};
 use serde::{Deserialize, Serialize};
 
 use crate::data::atomic::write_bytes_atomic;
-use crate::data::product::read_recon;
+use crate::data::product::{read_recon, read_recon_file};
 use crate::data::{Dataset, read_dataset};
 use crate::error::{Error, Result};
-use crate::metrics::{AlignConfig, Comparison, PhaseScale, ScanRegion, compare_objects, frc_table, metrics_table};
+use crate::metrics::{
+    AlignConfig, Comparison, HalfSetConfig, PhaseScale, ScanRegion, compare_objects, fourier_shift, frc_table,
+    metrics_table, register_halves, shift_coverage,
+};
 
 /// Half width of the default metric region around the scan positions: half
 /// the stitched crop (PtychoPINN: `M/2` with `M = 20`).
@@ -143,7 +147,17 @@ pub fn compare_all(
     cfg: &AlignConfig,
     register: &[bool],
 ) -> Result<Vec<Comparison>> {
-    let object = truth_object(truth)?;
+    compare_all_objects(truth_object(truth)?, recons, cfg, register)
+}
+
+/// [`compare_all`] against any object on the reconstructions' grid (a
+/// dataset's truth, or a reference reconstruction).
+pub fn compare_all_objects(
+    object: &Array2<Complex32>,
+    recons: &[(String, Array2<Complex32>)],
+    cfg: &AlignConfig,
+    register: &[bool],
+) -> Result<Vec<Comparison>> {
     let unregistered = AlignConfig {
         registration: None,
         trim_px: cfg.trim_px + cfg.registration.map_or(0, |r| r.border_crop_px),
@@ -199,6 +213,18 @@ pub fn write_comparison(
     sources: &[Option<PathBuf>],
     comparisons: &[Comparison],
 ) -> Result<CompareOutputs> {
+    write_comparison_objects(dir, truth_object(truth)?, recons, sources, comparisons)
+}
+
+/// [`write_comparison`] with the object the reconstructions were compared
+/// with (a dataset's truth, or a reference reconstruction) given directly.
+pub fn write_comparison_objects(
+    dir: &Path,
+    object: &Array2<Complex32>,
+    recons: &[(String, Array2<Complex32>)],
+    sources: &[Option<PathBuf>],
+    comparisons: &[Comparison],
+) -> Result<CompareOutputs> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let rows: Vec<(String, &Comparison)> = recons
         .iter()
@@ -229,7 +255,6 @@ pub fn write_comparison(
         .collect();
     let json = serde_json::to_vec_pretty(&records).expect("records serialise");
     write_bytes_atomic(&out.metrics_json, &json)?;
-    let object = truth_object(truth)?;
     let panels: Vec<(&str, &Array2<Complex32>)> = recons.iter().map(|(l, o)| (l.as_str(), o)).collect();
     crate::plot::comparison(object, &panels)?.save(&out.figure_png)?;
     Ok(out)
@@ -269,4 +294,108 @@ pub fn compare_files(
     let comparisons = compare_all(&truth, &objects, &cfg, &register)?;
     let sources: Vec<Option<PathBuf>> = recons.iter().map(|(_, p)| Some(p.clone())).collect();
     write_comparison(dir, &truth, &objects, &sources, &comparisons)
+}
+
+/// `ptycho compare --reference`: compares each reconstruction NPZ with a
+/// reference reconstruction (another tool's, or ours; `object`, and
+/// `coverage` when present) on the same grid instead of a dataset's truth,
+/// through [`compare_objects`] as [`compare_files`] does (mean amplitude
+/// scale, plane phase removal, `phase_scale`; [`AlignConfig::ptychopinn`]).
+///
+/// - **Registration**: both sides are reconstructions (noisy beyond their
+///   resolution, perhaps with a phase ramp between them), so a
+///   reconstruction `policy` registers is shifted onto the reference as the
+///   half-set FRC registers its halves ([`register_halves`]: plain
+///   cross-correlation of phase-ramp-blind neighbour products, refined on
+///   the phase-aligned objects) on the full grid with its coverage, before
+///   the comparison; the shift is recorded in `alignment.shift_px`.
+///   [`RegisterPolicy::Auto`] registers every pair but two of our networks'
+///   inferences (both stitched on the same dataset grid).
+/// - **Pixels**: those every file covers after the shift (each file's
+///   `coverage` at least `coverage_fraction` of its maximum; a file without
+///   coverage covers every pixel). The region is their bounding box and
+///   only they are scored (the configuration's mask), so every
+///   reconstruction is measured on the same pixels.
+pub fn compare_with_reference(
+    reference_path: &Path,
+    recons: &[(String, PathBuf)],
+    dir: &Path,
+    coverage_fraction: f64,
+    phase_scale: PhaseScale,
+    policy: RegisterPolicy,
+) -> Result<CompareOutputs> {
+    if recons.is_empty() {
+        return Err(Error::config("recon", "give at least one reconstruction"));
+    }
+    // another tool's frame may sit anywhere on the grid: no shift limit
+    let half_set = HalfSetConfig {
+        coverage_fraction,
+        max_shift_px: None,
+        ..HalfSetConfig::default()
+    };
+    half_set.validate()?;
+    let reference = read_recon_file(reference_path)?;
+    let shape = reference.object.dim();
+    let covered = |c: &Option<Array2<f32>>, path: &Path| -> Result<Option<Array2<bool>>> {
+        let Some(c) = c else { return Ok(None) };
+        let max = c.fold(0.0f32, |m, &v| m.max(v));
+        if max <= 0.0 || !max.is_finite() {
+            return Err(Error::format(path, "`coverage` is zero everywhere (or not finite)"));
+        }
+        let t = coverage_fraction as f32 * max;
+        Ok(Some(c.mapv(|v| v >= t)))
+    };
+    let mut mask = Array2::from_elem(shape, true);
+    let mut keep = |m: Option<Array2<bool>>| {
+        if let Some(m) = m {
+            ndarray::Zip::from(&mut mask).and(&m).for_each(|k, &c| *k &= c);
+        }
+    };
+    keep(covered(&reference.coverage, reference_path)?);
+    let mut objects = Vec::with_capacity(recons.len());
+    let mut shifts = Vec::with_capacity(recons.len());
+    for (label, path) in recons {
+        let mut r = read_recon_file(path)?;
+        if r.object.dim() != shape {
+            return Err(Error::shape(
+                format!(
+                    "object of {} (reconstructions are compared on one grid)",
+                    path.display()
+                ),
+                format!("{:?} (the reference's)", reference.object.shape()),
+                format!("{:?}", r.object.shape()),
+            ));
+        }
+        let shift = if policy.registers(r.source.as_deref()) || policy.registers(reference.source.as_deref()) {
+            let shift = register_halves(
+                reference.object.view(),
+                reference.coverage.as_ref().map(|c| c.view()),
+                r.object.view(),
+                r.coverage.as_ref().map(|c| c.view()),
+                &half_set,
+            )
+            .map_err(|e| Error::value(format!("registering `{label}` on the reference"), e.to_string()))?;
+            r.object = fourier_shift(r.object.view(), shift);
+            r.coverage = r.coverage.map(|c| shift_coverage(c.view(), shift));
+            Some(shift)
+        } else {
+            None
+        };
+        keep(covered(&r.coverage, path)?);
+        shifts.push(shift);
+        objects.push((label.clone(), r.object));
+    }
+    let region = ScanRegion::from_mask(mask.view(), "pixels every file covers")?;
+    let cfg = AlignConfig {
+        phase_scale,
+        mask: Some(std::sync::Arc::new(mask)),
+        ..AlignConfig::ptychopinn(Some(region))
+    };
+    // registered above, on the full grid: the comparison only crops and trims
+    let mut comparisons = compare_all_objects(&reference.object, &objects, &cfg, &vec![false; objects.len()])?;
+    for (c, s) in comparisons.iter_mut().zip(&shifts) {
+        c.alignment.shift_px = *s;
+    }
+    let sources: Vec<Option<PathBuf>> = recons.iter().map(|(_, p)| Some(p.clone())).collect();
+    write_comparison_objects(dir, &reference.object, &objects, &sources, &comparisons)
 }

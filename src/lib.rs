@@ -38,6 +38,7 @@ pub mod physics;
 pub mod plot;
 pub mod quality;
 pub mod recon;
+pub mod resolution;
 pub mod runtime;
 pub mod simulate;
 pub mod study;

@@ -476,6 +476,8 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
         positions_px,
         scan_index: Array1::zeros(count),
         probe: probe_host,
+        extra_probe_modes: None,
+        true_positions_px: None,
         object: Some(object_host),
         patches: cfg
             .store_patches

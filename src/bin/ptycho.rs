@@ -40,6 +40,9 @@ enum Command {
     /// Export files for other tools.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Convert datasets from other tools into ours.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Benchmarks against references measured in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -76,6 +79,23 @@ enum Command {
         /// Also refine the probe.
         #[arg(long)]
         refine_probe: bool,
+        /// Incoherent probe modes K (default: the dataset's); modes beyond
+        /// the dataset's are added with 5 % of the power each. All are
+        /// written to the output (`probe_modes`).
+        #[arg(long)]
+        probe_modes: Option<usize>,
+        /// Correct the scan positions (a gradient step per position and
+        /// epoch); the corrected ones are written as `xcoords`/`ycoords`.
+        #[arg(long)]
+        refine_positions: bool,
+        /// First iteration that moves positions (default 5).
+        #[arg(long)]
+        positions_start: Option<usize>,
+        /// Counts at or above which a measurement is not fitted: a number,
+        /// `auto` (default: only when the largest count sits at a register's
+        /// ceiling) or `off` (also keeps dead pixels).
+        #[arg(long)]
+        saturation: Option<String>,
         /// A TOML file with every solver setting (IterativeConfig); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -118,12 +138,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Compare reconstructions with a dataset's true object: metrics.csv,
-    /// metrics.json, frc.csv and comparison.png in OUT.
+    /// Compare reconstructions with a dataset's true object, or with a
+    /// reference reconstruction (--reference): metrics.csv, metrics.json,
+    /// frc.csv and comparison.png in OUT.
     Compare {
         /// Dataset with the ground-truth object (objectGuess) and positions.
+        #[arg(long, required_unless_present = "reference", conflicts_with = "reference")]
+        truth: Option<PathBuf>,
+        /// A reference reconstruction NPZ (`object`, and `coverage` when
+        /// present; e.g. another tool's) in place of --truth: compared where
+        /// every file's coverage is at least --coverage-fraction of its
+        /// maximum, registered unless both are our networks' inferences.
         #[arg(long)]
-        truth: PathBuf,
+        reference: Option<PathBuf>,
+        /// With --reference: the share of each file's maximum coverage a
+        /// pixel needs to be compared.
+        #[arg(long, default_value_t = 0.5, requires = "reference")]
+        coverage_fraction: f64,
         /// Reconstruction NPZ (key `object`); repeat for several.
         #[arg(long = "recon", required = true)]
         recons: Vec<PathBuf>,
@@ -155,6 +186,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Half-set FRC of two reconstructions of interleaved halves of one scan
+    /// (`ptycho dataset halves`): resolution at the half-bit and 1/7
+    /// thresholds, without ground truth (docs/metrics.md).
+    Frc(FrcArgs),
     /// Dose × overlap studies: run (resumable, parallel), status, report, Slurm arrays.
     #[command(subcommand)]
     Study(study::StudyCommand),
@@ -339,11 +374,21 @@ struct SimulateArgs {
 
 #[derive(Subcommand)]
 enum DatasetCommand {
-    /// Print a dataset's summary.
-    Inspect {
-        file: PathBuf,
+    /// Print a dataset's summary and what to check first in measured data:
+    /// photons per pattern, saturated and dead pixels, probe modes, the mean
+    /// pattern against the probe's far field (data::inspect).
+    Inspect(InspectArgs),
+    /// Split a dataset into its even- and odd-indexed patterns (scan
+    /// order): two interleaved halves of the same field, for `ptycho frc`.
+    Halves {
+        /// The dataset to halve.
+        input: PathBuf,
+        /// The even-indexed half (.npz).
         #[arg(long)]
-        json: bool,
+        out_a: PathBuf,
+        /// The odd-indexed half (.npz).
+        #[arg(long)]
+        out_b: PathBuf,
     },
     /// Split a dataset in two along x or y.
     Split {
@@ -358,6 +403,33 @@ enum DatasetCommand {
         /// Fraction of the coordinate range that goes to `--train`.
         #[arg(long, default_value_t = 0.5)]
         fraction: f64,
+    },
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    file: PathBuf,
+    #[arg(long)]
+    json: bool,
+    /// Counts at or above this are saturated (default: the solvers'
+    /// automatic rule, data::defects).
+    #[arg(long, value_name = "COUNTS")]
+    saturation: Option<f64>,
+    /// Also write the mean pattern beside the probe's far field (PNG or SVG).
+    #[arg(long, value_name = "F.png")]
+    figure: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// A scan in tike's layout (raw NPZ: data, scan, [scan_truth], probe;
+    /// scripts/tike_to_raw.py makes one from tike's test data) → dataset NPZ.
+    Tike {
+        /// Raw tike NPZ.
+        raw: PathBuf,
+        /// Output dataset (.npz).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -770,6 +842,75 @@ fn gridsizes(only: Option<u8>) -> Vec<usize> {
     only.map_or_else(|| vec![1, 2], |g| vec![g as usize])
 }
 
+#[derive(Args)]
+struct FrcArgs {
+    /// Reconstruction NPZ of one half (`object`, `coverage`).
+    a: PathBuf,
+    /// Reconstruction NPZ of the other half, on the same grid.
+    b: PathBuf,
+    /// The object's pixel size, m: adds nm and nm⁻¹.
+    #[arg(long)]
+    pixel_size_m: Option<f64>,
+    /// A pixel is compared where each half's coverage is at least this
+    /// share of its maximum.
+    #[arg(long, default_value_t = 0.5)]
+    coverage_fraction: f64,
+    /// Width of the cosine edge taper, px (default: an eighth of the
+    /// compared region's smaller side).
+    #[arg(long)]
+    taper_px: Option<f64>,
+    /// Leave B where it is (no sub-pixel registration on A).
+    #[arg(long)]
+    no_register: bool,
+    /// The largest shift (px, either axis) the registration may find: a
+    /// farther peak is an error (the halves hardly correlate).
+    #[arg(long, default_value_t = 8.0)]
+    max_shift_px: f64,
+    /// Write frc_halves.csv, frc_halves.json and frc_halves.png here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `ptycho frc`.
+fn frc_halves(a: FrcArgs) -> Result<()> {
+    use ptycho_workbench::metrics::HalfSetConfig;
+    use ptycho_workbench::resolution::{FrcHalvesRecord, frc_halves_files, write_frc_halves};
+    let cfg = HalfSetConfig {
+        coverage_fraction: a.coverage_fraction,
+        taper_px: a.taper_px,
+        upsample_factor: if a.no_register { None } else { Some(50) },
+        max_shift_px: Some(a.max_shift_px),
+        pixel_size_m: a.pixel_size_m,
+        ..HalfSetConfig::default()
+    };
+    let r = frc_halves_files(&a.a, &a.b, &cfg)?;
+    if a.json {
+        let record = FrcHalvesRecord::new(&r, Some(&a.a), Some(&a.b));
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else {
+        println!("{}\n{}", r.half_bit_resolution, r.one_seventh);
+        let al = &r.alignment;
+        let shift = al
+            .shift_px
+            .map_or("none".into(), |s| format!("({:.2}, {:.2}) px", s[0], s[1]));
+        eprintln!(
+            "B shifted by {shift}; {} px compared in {}, taper {:.1} px, FFT {} px",
+            al.compared_pixels, al.region, al.taper_px, al.fft_size_px
+        );
+    }
+    if let Some(dir) = &a.out {
+        write_frc_halves(dir, &r, [Some(&a.a), Some(&a.b)])?;
+        eprintln!(
+            "wrote {} (frc_halves.csv, frc_halves.json, frc_halves.png)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 fn print_bench(rows: &[bench::BenchRow], json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(rows)?);
@@ -1013,6 +1154,10 @@ fn run(cli: Cli) -> Result<()> {
             max_weight,
             init,
             refine_probe,
+            probe_modes,
+            refine_positions,
+            positions_start,
+            saturation,
             config,
             device,
             out,
@@ -1047,6 +1192,23 @@ fn run(cli: Cli) -> Result<()> {
                 cfg.max_weight = max_weight;
             }
             cfg.refine_probe |= refine_probe;
+            if probe_modes.is_some() {
+                cfg.probe_modes = probe_modes;
+            }
+            cfg.positions.refine |= refine_positions;
+            if let Some(k) = positions_start {
+                cfg.positions.start_iteration = k;
+            }
+            match saturation.as_deref() {
+                None | Some("auto") => {}
+                Some("off") => cfg.mask.enabled = false,
+                Some(v) => {
+                    cfg.mask.saturation_counts = Some(
+                        v.parse()
+                            .with_context(|| format!("--saturation `{v}`: a count, auto or off"))?,
+                    )
+                }
+            }
             if let Some(d) = device {
                 cfg.device = d;
             }
@@ -1069,9 +1231,39 @@ fn run(cli: Cli) -> Result<()> {
                     r.iteration, r.data_error, r.seconds
                 )
             })?;
-            let probe = cfg.refine_probe.then_some(&outcome.probe);
-            ptycho_workbench::recon::write_recon_npz_with_probe(&outcome.reconstruction, probe, &out)?;
+            let modes = (cfg.refine_probe || outcome.probe_modes.shape()[0] > 1).then_some(&outcome.probe_modes);
+            ptycho_workbench::recon::write_recon_npz_with(
+                &outcome.reconstruction,
+                modes,
+                outcome.positions_px.as_ref(),
+                &out,
+            )?;
             if let Some(s) = &outcome.reconstruction.metadata.solver {
+                if let Some(d) = &s.defects {
+                    eprintln!(
+                        "masked: {} saturated values (threshold {}; {}), {} dead pixels",
+                        d.saturated_values,
+                        d.saturation_counts.map_or("none".into(), |t| format!("{t:.0} counts")),
+                        d.saturation_rule,
+                        d.dead_pixels
+                    );
+                }
+                if s.probe_modes > 1 {
+                    let p: Vec<String> = s.mode_powers.iter().map(|p| format!("{:.1} %", 100.0 * p)).collect();
+                    eprintln!("probe modes: {} (power {})", s.probe_modes, p.join(", "));
+                }
+                if let Some(p) = &s.positions {
+                    eprintln!("positions: RMS correction {:.2} px", p.rms_correction_px);
+                    if let Some(t) = &p.truth {
+                        eprintln!(
+                            "  against the true positions: RMS {:.2} → {:.2} px ({:.2} → {:.2} px with the mean offset removed)",
+                            t.rms_given_px,
+                            t.rms_corrected_px,
+                            t.rms_given_offset_removed_px,
+                            t.rms_corrected_offset_removed_px
+                        );
+                    }
+                }
                 eprintln!(
                     "wrote {} ({} iterations, step {}, max_weight {}{})",
                     out.display(),
@@ -1140,6 +1332,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Compare {
             truth,
+            reference,
+            coverage_fraction,
             recons,
             labels,
             margin_px,
@@ -1177,8 +1371,34 @@ fn run(cli: Cli) -> Result<()> {
                     (label, p.clone())
                 })
                 .collect();
-            let written =
-                ptycho_workbench::compare::compare_files(&truth, &named, &out, margin_px, phase_scale, policy, score)?;
+            let written = match (&truth, &reference) {
+                (Some(truth), _) => ptycho_workbench::compare::compare_files(
+                    truth,
+                    &named,
+                    &out,
+                    margin_px,
+                    phase_scale,
+                    policy,
+                    score,
+                )?,
+                (None, Some(reference)) => {
+                    if score != ptycho_workbench::compare::ScorePixels::Region || margin_px != 0.0 {
+                        bail!(
+                            "--score-pixels and --margin-px need --truth (with --reference the compared \
+                             pixels are those every file covers: --coverage-fraction)"
+                        );
+                    }
+                    ptycho_workbench::compare::compare_with_reference(
+                        reference,
+                        &named,
+                        &out,
+                        coverage_fraction,
+                        phase_scale,
+                        policy,
+                    )?
+                }
+                (None, None) => bail!("give --truth DATASET or --reference RECON.npz"),
+            };
             if json {
                 println!("{}", std::fs::read_to_string(&written.metrics_json)?);
             } else {
@@ -1326,13 +1546,24 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {}", a.out.display());
             print!("{}", ds.summary());
         }
-        Command::Dataset(DatasetCommand::Inspect { file, json }) => {
-            let ds = data::read_dataset(&file)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&ds.summary())?);
-            } else {
-                print!("{}", ds.summary());
+        Command::Dataset(DatasetCommand::Inspect(a)) => dataset_inspect(a)?,
+        Command::Import(ImportCommand::Tike { raw, out }) => import_tike(&raw, &out)?,
+        Command::Frc(a) => frc_halves(a)?,
+        Command::Dataset(DatasetCommand::Halves { input, out_a, out_b }) => {
+            let ds = data::read_dataset(&input)?;
+            let (a, b) = ptycho_workbench::recon::interleaved_halves(&ds);
+            if b.n_images() == 0 {
+                bail!("{} has {} pattern(s): nothing to halve", input.display(), ds.n_images());
             }
+            data::write_npz(&a, &out_a)?;
+            data::write_npz(&b, &out_b)?;
+            eprintln!(
+                "wrote {} ({} patterns) and {} ({} patterns)",
+                out_a.display(),
+                a.n_images(),
+                out_b.display(),
+                b.n_images()
+            );
         }
         Command::Dataset(DatasetCommand::Split {
             input,
@@ -1386,6 +1617,77 @@ fn run(cli: Cli) -> Result<()> {
             let rows = bench::simulate_bench(&b)?;
             print_bench(&rows, json)?;
         }
+    }
+    Ok(())
+}
+
+/// `ptycho dataset inspect`: the summary, then `data::inspect` (in JSON the
+/// summary's keys as before, the inspection under `inspection`).
+fn dataset_inspect(a: InspectArgs) -> Result<()> {
+    let ds = data::read_dataset(&a.file)?;
+    if a.saturation.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+        bail!("--saturation must be a positive number of counts");
+    }
+    let inspection = data::inspect::inspect(&ds, a.saturation)?;
+    if a.json {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            summary: data::DatasetSummary,
+            inspection: &'a data::inspect::Inspection,
+        }
+        let out = Out {
+            summary: ds.summary(),
+            inspection: &inspection,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}{inspection}", ds.summary());
+    }
+    if let Some(path) = &a.figure {
+        ptycho_workbench::plot::mean_pattern_vs_probe(&ds)?.save(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `ptycho import tike`: raw tike NPZ → dataset NPZ (atomic), and a short summary.
+fn import_tike(raw: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    let ds = data::tike::import_tike_file(raw)?;
+    data::write_npz(&ds, out)?;
+    eprintln!("wrote {}", out.display());
+    let n = ds.patch_size();
+    let powers: Vec<f64> = ds
+        .probe_modes()
+        .outer_iter()
+        .map(|m| m.iter().map(|c| c.norm_sqr() as f64).sum())
+        .collect();
+    let total: f64 = powers.iter().sum();
+    let power: Vec<String> = powers.iter().map(|p| format!("{:.3}", p / total)).collect();
+    println!("patterns           {} × {n}×{n}", ds.n_images());
+    println!(
+        "photons / pattern  {:.4e} (mean counts)",
+        ds.metadata.n_photons.unwrap_or(0.0)
+    );
+    println!(
+        "probe modes        {} (power fractions {})",
+        ds.n_probe_modes(),
+        power.join(", ")
+    );
+    println!(
+        "true positions     {}",
+        if ds.true_positions_px.is_some() { "yes" } else { "no" }
+    );
+    let r = |c: usize| {
+        let v = ds.positions_px.column(c);
+        let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        format!("{lo:.2} .. {hi:.2}")
+    };
+    println!("x range (px)       {}", r(0));
+    println!("y range (px)       {}", r(1));
+    for t in &ds.metadata.data_transformations {
+        println!("transformation     {t}");
     }
     Ok(())
 }

@@ -183,6 +183,8 @@ pub fn read_cxi(path: &Path) -> Result<Dataset> {
         positions_px,
         scan_index: Array1::zeros(n),
         probe,
+        extra_probe_modes: None,
+        true_positions_px: None,
         object: None,
         patches: None,
         metadata: Metadata {

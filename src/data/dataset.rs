@@ -97,10 +97,18 @@ pub struct Dataset {
     pub start_positions_px: Array2<f64>,
     /// Scan number of each pattern `[n]`.
     pub scan_index: Array1<i64>,
-    /// Probe `[N, N]`.
+    /// Probe `[N, N]`: the (strongest) first mode of a mixed-state probe.
     pub probe: Array2<Complex32>,
+    /// The other incoherent probe modes `[K − 1, N, N]` of a mixed-state
+    /// probe (intensity `Σ_k |F(P_k·O)|²`), strongest first; `None` for a
+    /// coherent (one-mode) probe. [`Dataset::probe_modes`] stacks all K.
+    pub extra_probe_modes: Option<Array3<Complex32>>,
     /// Ground-truth object `[H, W]`, when known.
     pub object: Option<Array2<Complex32>>,
+    /// Positions `[n, 2]` `(x, y)` known better than `positions_px` (e.g. a
+    /// measured scan's corrected positions), to check position correction
+    /// against; `None` when there are none.
+    pub true_positions_px: Option<Array2<f64>>,
     /// Ground-truth patches `[n, N, N]` (PtychoPINN's `Y`), when stored.
     pub patches: Option<Array3<Complex32>>,
     pub metadata: Metadata,
@@ -142,6 +150,20 @@ impl Dataset {
     /// Patch (and probe) size N.
     pub fn patch_size(&self) -> usize {
         self.diffraction.shape()[1]
+    }
+
+    /// Number of incoherent probe modes K (1 for a coherent probe).
+    pub fn n_probe_modes(&self) -> usize {
+        1 + self.extra_probe_modes.as_ref().map_or(0, |e| e.shape()[0])
+    }
+
+    /// Every probe mode `[K, N, N]`: `probe` first, then `extra_probe_modes`.
+    pub fn probe_modes(&self) -> Array3<Complex32> {
+        let first = self.probe.view().insert_axis(Axis(0));
+        match &self.extra_probe_modes {
+            None => first.to_owned(),
+            Some(e) => ndarray::concatenate(Axis(0), &[first, e.view()]).expect("validated shapes agree"),
+        }
     }
 
     /// Checks shapes and values; the error names the first problem found.
@@ -197,6 +219,36 @@ impl Dataset {
         }
         if self.probe.iter().all(|c| c.norm_sqr() == 0.0) {
             return Err(Error::value("probe", "is zero everywhere"));
+        }
+        if let Some(extra) = &self.extra_probe_modes {
+            let s = extra.shape();
+            if s[0] == 0 || s[1..] != [big_n, big_n] {
+                return Err(Error::shape(
+                    "extra probe modes",
+                    format!("[K − 1 ≥ 1, {big_n}, {big_n}]"),
+                    format!("{s:?}"),
+                ));
+            }
+            if let Some((i, _)) = extra
+                .iter()
+                .enumerate()
+                .find(|(_, c)| !(c.re.is_finite() && c.im.is_finite()))
+            {
+                return Err(Error::value(
+                    "extra probe modes",
+                    format!("non-finite value at element {i}"),
+                ));
+            }
+        }
+        if let Some(t) = &self.true_positions_px {
+            if t.shape() != [n, 2] {
+                return Err(Error::shape(
+                    "true positions",
+                    format!("[{n}, 2]"),
+                    format!("{:?}", t.shape()),
+                ));
+            }
+            check_finite("true positions", t.iter())?;
         }
         // fast check first (all finite and non-negative), details only on failure
         // without a branch per value (so the chunked check vectorises)
@@ -294,7 +346,9 @@ impl Dataset {
             start_positions_px: self.start_positions_px.select(Axis(0), indices),
             scan_index: self.scan_index.select(Axis(0), indices),
             probe: self.probe.clone(),
+            extra_probe_modes: self.extra_probe_modes.clone(),
             object: self.object.clone(),
+            true_positions_px: self.true_positions_px.as_ref().map(|p| p.select(Axis(0), indices)),
             patches: self.patches.as_ref().map(|p| p.select(Axis(0), indices)),
             metadata: self.metadata.clone(),
         }

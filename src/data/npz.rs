@@ -120,6 +120,17 @@ pub fn write_npz(dataset: &Dataset, path: &Path) -> Result<()> {
             ),
         ),
     ];
+    if dataset.extra_probe_modes.is_some() {
+        let modes = dataset.probe_modes();
+        members.push((
+            "probe_modes",
+            npy::encode(modes.shape(), &modes.iter().copied().collect::<Vec<_>>()),
+        ));
+    }
+    if let Some(t) = &dataset.true_positions_px {
+        members.push(("xcoords_truth", npy::encode(&[n], &col(t, 0))));
+        members.push(("ycoords_truth", npy::encode(&[n], &col(t, 1))));
+    }
     if let Some(o) = &dataset.object {
         members.push((
             "objectGuess",
@@ -320,6 +331,31 @@ pub fn read_npz(path: &Path) -> Result<Dataset> {
                 "`probeGuess`: expected shape [{big_n}, {big_n}], got {pshape:?}"
             ))
         })?;
+    // a mixed-state probe: every mode in `probe_modes` [K, N, N], the first
+    // also in `probeGuess` (what PtychoPINN reads)
+    let extra_probe_modes = match m.complex("probe_modes")? {
+        None => None,
+        Some((s, v)) => {
+            let modes = ndarray::ArrayD::from_shape_vec(s.clone(), v)
+                .ok()
+                .and_then(|a| a.into_dimensionality::<Ix3>().ok())
+                .filter(|a| a.shape()[1..] == [big_n, big_n] && a.shape()[0] >= 1)
+                .ok_or_else(|| {
+                    m.err(format!(
+                        "`probe_modes`: expected [K, {big_n}, {big_n}], got shape {s:?}"
+                    ))
+                })?;
+            if modes.index_axis(Axis(0), 0) != probe {
+                return Err(m.err("`probe_modes`: its first mode differs from `probeGuess`"));
+            }
+            (modes.shape()[0] > 1).then(|| modes.slice(ndarray::s![1.., .., ..]).to_owned())
+        }
+    };
+    let true_positions_px = match (m.real_1d("xcoords_truth", n)?, m.real_1d("ycoords_truth", n)?) {
+        (Some(tx), Some(ty)) => Some(stack(&tx, &ty)),
+        (None, None) => None,
+        _ => return Err(m.err("`xcoords_truth` and `ycoords_truth` come together")),
+    };
     let object = match m.complex("objectGuess")? {
         None => None,
         Some((s, v)) => Some(
@@ -353,7 +389,9 @@ pub fn read_npz(path: &Path) -> Result<Dataset> {
         start_positions_px: stack(&xs, &ys),
         scan_index,
         probe,
+        extra_probe_modes,
         object,
+        true_positions_px,
         patches,
         metadata,
     };

@@ -88,6 +88,25 @@ impl ScanRegion {
         Ok(region)
     }
 
+    /// The bounding box of the `true` pixels of a mask (e.g. where a
+    /// reconstruction's coverage is high enough); an error naming `what`
+    /// when none is.
+    pub fn from_mask(mask: ArrayView2<'_, bool>, what: &str) -> Result<Self> {
+        let (mut y0, mut y1, mut x0, mut x1) = (usize::MAX, 0, usize::MAX, 0);
+        for ((y, x), &m) in mask.indexed_iter() {
+            if m {
+                y0 = y0.min(y);
+                y1 = y1.max(y + 1);
+                x0 = x0.min(x);
+                x1 = x1.max(x + 1);
+            }
+        }
+        if y0 == usize::MAX {
+            return Err(Error::value(what, "is empty: no pixel is kept"));
+        }
+        Ok(ScanRegion { y0, y1, x0, x1 })
+    }
+
     /// `[y1 − y0, x1 − x0]`.
     pub fn shape(&self) -> [usize; 2] {
         [self.y1.saturating_sub(self.y0), self.x1.saturating_sub(self.x0)]
@@ -148,20 +167,60 @@ pub fn register_translation(
     upsample_factor: u32,
 ) -> Result<[f64; 2]> {
     check_pair(reference, moving)?;
+    let to_c = |a: ArrayView2<'_, f64>| a.mapv(|v| Complex64::new(v, 0.0));
+    register_spectra(to_c(reference), to_c(moving), upsample_factor, CrossPower::Whitened)
+}
+
+/// How the cross-power spectrum `F_ref·F_mov*` is weighted before its
+/// inverse transform (scikit-image's `normalization`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrossPower {
+    /// Unit modulus at every frequency (phase correlation, `"phase"`, the
+    /// default of scikit-image and of [`register_translation`]): a sharp
+    /// peak, but frequencies where noise dominates weigh as much as the rest.
+    Whitened,
+    /// As it is (plain cross-correlation, `None`): each frequency weighs by
+    /// its cross-power, so noise-dominated frequencies hardly count.
+    Plain,
+}
+
+/// [`register_translation`] of complex images (scikit-image accepts
+/// complex input the same way), with the cross-power weighting `weighting`:
+/// the cross-power spectrum of the complex values, so a global phase factor
+/// between the images does not move the peak. Checks that both are finite.
+pub fn register_translation_complex(
+    reference: ArrayView2<'_, Complex64>,
+    moving: ArrayView2<'_, Complex64>,
+    upsample_factor: u32,
+    weighting: CrossPower,
+) -> Result<[f64; 2]> {
+    let parts = |a: ArrayView2<'_, Complex64>| (a.mapv(|v| v.re), a.mapv(|v| v.im));
+    let ((rr, ri), (mr, mi)) = (parts(reference), parts(moving));
+    check_pair(rr.view(), mr.view())?;
+    check_pair(ri.view(), mi.view())?;
+    register_spectra(reference.to_owned(), moving.to_owned(), upsample_factor, weighting)
+}
+
+fn register_spectra(
+    mut src: Array2<Complex64>,
+    mut tgt: Array2<Complex64>,
+    upsample_factor: u32,
+    weighting: CrossPower,
+) -> Result<[f64; 2]> {
     if upsample_factor == 0 {
         return Err(Error::config("upsample_factor", "must be ≥ 1, got 0"));
     }
-    let (h, w) = reference.dim();
-    let to_c = |a: ArrayView2<'_, f64>| {
-        let mut f = a.mapv(|v| Complex64::new(v, 0.0));
-        fft2(&mut f, false);
-        f
-    };
-    let (src, tgt) = (to_c(reference), to_c(moving));
+    let (h, w) = src.dim();
+    fft2(&mut src, false);
+    fft2(&mut tgt, false);
     let floor = 100.0 * f64::EPSILON;
     let product: Array2<Complex64> = ndarray::Zip::from(&src).and(&tgt).map_collect(|a, b| {
         let p = a * b.conj();
-        p / p.norm().max(floor)
+        match weighting {
+            CrossPower::Whitened => p / p.norm().max(floor),
+            CrossPower::Plain => p,
+        }
     });
     let mut cc = product.clone();
     fft2(&mut cc, true);

@@ -169,6 +169,41 @@ pub fn scan_positions(ds: &Dataset, groups: Option<&Groups>) -> Result<Figure> {
     Ok(Figure::single(panel).with_size(520, 480))
 }
 
+/// The mean measured pattern beside the probe's far field `Σ_k |F(P_k)|²`
+/// scaled to the same total, on one log10 colour scale (counts): the
+/// picture behind `data::inspect`'s correlation.
+pub fn mean_pattern_vs_probe(ds: &Dataset) -> Result<Figure> {
+    let mean = crate::data::inspect::mean_pattern_counts(ds);
+    let far = crate::data::inspect::probe_far_field(ds)?;
+    let c = mean.sum() / far.sum().max(f64::MIN_POSITIVE);
+    let hi = mean
+        .iter()
+        .chain(far.mapv(|v| c * v).iter())
+        .cloned()
+        .fold(0.0, f64::max);
+    let limits = (hi * 1e-5, hi.max(f64::MIN_POSITIVE));
+    let to_f32 = |a: &Array2<f64>| a.mapv(|v| v as f32);
+    let panels: Vec<Panel> = vec![
+        ImagePanel::log10("mean measured pattern", to_f32(&mean))
+            .with_limits(limits.0, limits.1)
+            .with_label("counts")
+            .into(),
+        ImagePanel::log10(
+            format!("probe far field, {} mode(s), same total", ds.n_probe_modes()),
+            far.mapv(|v| (c * v) as f32),
+        )
+        .with_limits(limits.0, limits.1)
+        .with_label("counts")
+        .into(),
+    ];
+    let n = ds.patch_size();
+    let title = format!(
+        "{} patterns of {n}×{n}: mean vs probe far field (log scale)",
+        ds.n_images()
+    );
+    Ok(Figure::from_panels(2, panels).with_title(title).with_size(960, 480))
+}
+
 /// Training and validation loss per epoch (log axis when all losses are
 /// positive) and the learning rate on a second, logarithmic axis.
 pub fn history(h: &History) -> Result<Figure> {
@@ -397,6 +432,46 @@ pub fn frc(curves: &[(String, Vec<f64>, Vec<f64>)]) -> Result<Figure> {
     let panel: Panel = panel.into();
     panel.validate()?;
     Ok(Figure::single(panel).with_size(600, 420))
+}
+
+/// The half-set FRC ([`crate::metrics::half_set_frc`]): the curve, the
+/// half-bit threshold curve (dashed) and the 1/7 line, the resolutions at
+/// both in the title.
+pub fn frc_half_set(r: &crate::metrics::HalfSetFrc) -> Result<Figure> {
+    let x = r.curve.cycles_per_px.clone();
+    let at = |res: &crate::metrics::Resolution| {
+        let bound = if res.crossed { "" } else { "≤ " };
+        match res.resolution_nm {
+            Some(nm) => format!("{} {bound}{} nm", res.threshold, format_number(nm)),
+            None => format!("{} {bound}{} px", res.threshold, format_number(res.resolution_px)),
+        }
+    };
+    let panel: Panel = LinePanel {
+        title: format!("Half-set FRC: {}, {}", at(&r.half_bit_resolution), at(&r.one_seventh)),
+        x_label: "spatial frequency (cycles/pixel)".into(),
+        y_label: "FRC".into(),
+        series: vec![
+            Series::new("FRC", x.clone(), r.curve.frc.clone()),
+            Series::new("half-bit threshold", x, r.half_bit.clone()).dashed(),
+        ],
+        hlines: vec![(1.0 / 7.0, "1/7".into())],
+        x_limits: Some((0.0, 0.5)),
+        y_limits: Some((
+            r.curve
+                .frc
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .fold(0.0f64, f64::min)
+                .min(0.0)
+                - 0.02,
+            1.05,
+        )),
+        ..LinePanel::default()
+    }
+    .into();
+    panel.validate()?;
+    Ok(Figure::single(panel).with_size(640, 440))
 }
 
 /// Grouped bars: `values[group][label]` (e.g. a metric per dose for each

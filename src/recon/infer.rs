@@ -494,6 +494,20 @@ pub fn write_recon_npz_with_probe(
     probe: Option<&Array2<Complex32>>,
     path: &Path,
 ) -> Result<()> {
+    let modes = probe.map(|p| p.clone().insert_axis(ndarray::Axis(0)));
+    write_recon_npz_with(recon, modes.as_ref(), None, path)
+}
+
+/// [`write_recon_npz`] plus, when given, the probe modes (`probe`: the
+/// first, complex64 `[N, N]`; `probe_modes`: all K `[K, N, N]` when K > 1)
+/// and corrected positions (`xcoords`, `ycoords`: float64 `[n]`, object
+/// pixels, docs/physics.md).
+pub fn write_recon_npz_with(
+    recon: &Reconstruction,
+    probe_modes: Option<&ndarray::Array3<Complex32>>,
+    positions_px: Option<&Array2<f64>>,
+    path: &Path,
+) -> Result<()> {
     let o = recon.object.as_standard_layout();
     let c = recon.coverage.as_standard_layout();
     let meta = serde_json::to_string(&recon.metadata).expect("metadata serialises");
@@ -502,9 +516,20 @@ pub fn write_recon_npz_with_probe(
         ("coverage", npy::encode(c.shape(), c.as_slice().expect("contiguous"))),
         ("_metadata", npy::encode_str(&meta)),
     ];
-    if let Some(p) = probe {
-        let p = p.as_standard_layout();
-        members.push(("probe", npy::encode(p.shape(), p.as_slice().expect("contiguous"))));
+    if let Some(m) = probe_modes {
+        let m = m.as_standard_layout();
+        let first = m.index_axis(ndarray::Axis(0), 0);
+        members.push((
+            "probe",
+            npy::encode(first.shape(), first.as_slice().expect("contiguous")),
+        ));
+        if m.shape()[0] > 1 {
+            members.push(("probe_modes", npy::encode(m.shape(), m.as_slice().expect("contiguous"))));
+        }
+    }
+    if let Some(p) = positions_px {
+        members.push(("xcoords", npy::encode(&[p.nrows()], &p.column(0).to_vec())));
+        members.push(("ycoords", npy::encode(&[p.nrows()], &p.column(1).to_vec())));
     }
     write_atomic(path, |w| {
         npy::write_npz(std::io::Cursor::new(Vec::new()), &members)

@@ -9,7 +9,8 @@ use crate::array::{host_values, host_values_mut};
 pub(crate) struct State {
     /// Object on the padded grid, flat `[padded_h·padded_w]` complex64.
     pub object: Tensor,
-    /// Probe times the checkerboard `(−1)^(i+j)` `[N, N]` complex64, so that
+    /// Probe modes times the checkerboard `(−1)^(i+j)`, `[K, N, N]`
+    /// complex64 (K incoherent modes; K = 1 for a coherent probe), so that
     /// `FFT2_ortho(probe·patch)` has its zero frequency at `(N/2, N/2)` like
     /// the measured amplitudes (`physics::forward::shift_modulation`).
     pub probe: Tensor,
@@ -19,13 +20,29 @@ pub(crate) struct State {
 pub(crate) struct Batch {
     /// Flat object indices of every window pixel `[B·N·N]` i64.
     pub index: Tensor,
-    /// Measured amplitudes `[B, N, N]` f32.
+    /// Measured amplitudes `[B, N, N]` f32; −1 marks a pixel that is not
+    /// fitted (a detector defect, a saturated count) when `masked`.
     pub amplitude: Tensor,
+    /// Whether `amplitude` holds masked (−1) pixels.
+    pub masked: bool,
     pub size: i64,
     /// Sub-pixel remainders `[B, 2]` f32 `(δy, δx)` of the positions after
     /// rounding to the windows: the probe is shifted by them
     /// ([`shifted_probes`]). `None`: whole-pixel positions.
     pub shifts: Option<Tensor>,
+}
+
+impl Batch {
+    /// `values` (`[B, N, N]`) where the batch's pixels are fitted, `fill`
+    /// where they are masked.
+    pub fn where_fitted(&self, values: Tensor, fill: f64) -> Tensor {
+        if self.masked {
+            let fill = Tensor::full([1], fill, (values.kind(), values.device()));
+            values.where_self(&self.amplitude.ge(0.0), &fill)
+        } else {
+            values
+        }
+    }
 }
 
 /// `e^{−2πi(f_y·δy + f_x·δx)}` for each shift `[B, 2]` `(δy, δx)` with the
@@ -44,27 +61,32 @@ fn shift_ramps(shifts: &Tensor, n: i64) -> Tensor {
     Tensor::polar(&angle.ones_like(), &angle)
 }
 
-/// The solver's (modulated) probe moved by each shift `(δy, δx)`, a
+/// The solver's (modulated) probe modes moved by each shift `(δy, δx)`, a
 /// Fourier shift: `out(r) = P(r − δ)`. Position `x = round(x) + δ` sees the
 /// exit wave `P(r)·O(r + δ)` in its whole-pixel window, whose far-field
 /// magnitude is that of `P(r − δ)·O(r)`.
 ///
 /// # Shapes
-/// `probe`: `[N, N]` complex64, `shifts`: `[B, 2]` → `[B, N, N]`
+/// `probe`: `[K, N, N]` complex64, `shifts`: `[B, 2]` → `[B, K, N, N]`
 pub(crate) fn shifted_probes(probe: &Tensor, shifts: &Tensor) -> Tensor {
-    let n = probe.size()[0];
+    let n = probe.size()[1];
     let spectrum = probe.fft_fft2(None::<&[i64]>, [-2, -1], "ortho").unsqueeze(0);
-    (spectrum * shift_ramps(shifts, n)).fft_ifft2(None::<&[i64]>, [-2, -1], "ortho")
+    (spectrum * shift_ramps(shifts, n).unsqueeze(1)).fft_ifft2(None::<&[i64]>, [-2, -1], "ortho")
 }
 
 /// `Σ_b values_b(r + δ_b)`: each position's term moved back by its shift
 /// (the adjoint of [`shifted_probes`]) and summed, one inverse FFT.
 ///
 /// # Shapes
-/// `values`: `[B, N, N]` complex64, `shifts`: `[B, 2]` → `[N, N]`
+/// `values`: `[B, N, N]` or `[B, K, N, N]` complex64, `shifts`: `[B, 2]` →
+/// `[N, N]` or `[K, N, N]`
 pub(crate) fn unshifted_sum(values: &Tensor, shifts: &Tensor) -> Tensor {
-    let n = values.size()[1];
-    let spectra = values.fft_fft2(None::<&[i64]>, [-2, -1], "ortho") * shift_ramps(shifts, n).conj_physical();
+    let n = values.size()[values.dim() - 1];
+    let mut ramps = shift_ramps(shifts, n).conj_physical();
+    if values.dim() == 4 {
+        ramps = ramps.unsqueeze(1);
+    }
+    let spectra = values.fft_fft2(None::<&[i64]>, [-2, -1], "ortho") * ramps;
     spectra
         .sum_dim_intlist(0, false, None::<Kind>)
         .fft_ifft2(None::<&[i64]>, [-2, -1], "ortho")
@@ -73,7 +95,7 @@ pub(crate) fn unshifted_sum(values: &Tensor, shifts: &Tensor) -> Tensor {
 /// `Σ_b values_b`, moved back by each position's shift when there are shifts.
 ///
 /// # Shapes
-/// `values`: `[B, N, N]` complex64 → `[N, N]`
+/// `values`: `[B, N, N]` or `[B, K, N, N]` complex64 → `[N, N]` or `[K, N, N]`
 pub(crate) fn probe_frame_sum(values: &Tensor, batch: &Batch) -> Tensor {
     match &batch.shifts {
         None => values.sum_dim_intlist(0, false, None::<Kind>),
@@ -96,32 +118,37 @@ pub(crate) fn probe_frame_power(patches: &Tensor, batch: &Batch) -> Tensor {
     }
 }
 
-/// The forward model evaluated on a batch.
+/// The forward model evaluated on a batch, with K incoherent probe modes:
+/// the far-field amplitude is `sqrt(Σ_k |FFT(P_k·O_b)|²)`.
 pub(crate) struct Forward {
-    /// The probe each position sees: `[N, N]` for whole-pixel positions,
-    /// else `[B, N, N]` ([`shifted_probes`]).
+    /// The probe modes each position sees: `[K, N, N]` for whole-pixel
+    /// positions, else `[B, K, N, N]` ([`shifted_probes`]).
     pub probes: Tensor,
     /// Object patches `[B, N, N]` complex64.
     pub patches: Tensor,
-    /// Exit waves `probe·patches` `[B, N, N]` complex64.
+    /// Exit waves `probe_k·patches` `[B, K, N, N]` complex64.
     pub exit_waves: Tensor,
-    /// `FFT2_ortho(exit_waves)` `[B, N, N]` complex64.
+    /// `FFT2_ortho(exit_waves)` `[B, K, N, N]` complex64.
     pub spectrum: Tensor,
-    /// `|spectrum|` `[B, N, N]` f32.
+    /// `sqrt(Σ_k |spectrum_k|²)` `[B, N, N]` f32.
     pub amplitude: Tensor,
 }
 
 impl Forward {
     pub fn new(state: &State, batch: &Batch) -> Forward {
-        let n = state.probe.size()[0];
+        let n = state.probe.size()[1];
         let patches = state.object.index_select(0, &batch.index).view([batch.size, n, n]);
         let probes = match &batch.shifts {
             None => state.probe.shallow_clone(),
             Some(s) => shifted_probes(&state.probe, s),
         };
-        let exit_waves = &patches * &probes;
+        let exit_waves = patches.unsqueeze(1) * &probes;
         let spectrum = exit_waves.fft_fft2(None::<&[i64]>, [-2, -1], "ortho");
-        let amplitude = modulus(&spectrum);
+        let amplitude = if spectrum.size()[1] == 1 {
+            modulus(&spectrum.squeeze_dim(1))
+        } else {
+            power(&spectrum).sum_dim_intlist(1, false, None::<Kind>).sqrt()
+        };
         Forward {
             probes,
             patches,
@@ -131,17 +158,69 @@ impl Forward {
         }
     }
 
-    /// `Σ (|Ψ̂| − A)²` over the batch, a 0-d f64 tensor (stays on the device).
+    /// `Σ (|Ψ̂| − A)²` over the batch's fitted pixels, a 0-d f64 tensor
+    /// (stays on the device).
     pub fn amplitude_error(&self, batch: &Batch) -> Tensor {
-        (&self.amplitude - &batch.amplitude).square().sum(Kind::Double)
+        let misfit = (&self.amplitude - &batch.amplitude).square();
+        if batch.masked {
+            misfit
+                .where_self(&batch.amplitude.ge(0.0), &misfit.zeros_like())
+                .sum(Kind::Double)
+        } else {
+            misfit.sum(Kind::Double)
+        }
     }
 
-    /// `IFFT2_ortho(spectrum·ratio) − exit_waves`: the exit-wave change that
-    /// moves the far field to `spectrum·ratio` (`ratio` real, `[B, N, N]`).
+    /// `A/|Ψ̂|` where the batch is fitted, 1 (no change) where it is masked.
+    pub fn modulus_ratio(&self, batch: &Batch) -> Tensor {
+        batch.where_fitted(&batch.amplitude / self.amplitude.clamp_min(1e-30), 1.0)
+    }
+
+    /// `IFFT2_ortho(spectrum_k·ratio) − exit_waves_k`: the exit-wave change
+    /// of every mode that moves the far field to `spectrum·ratio` (`ratio`
+    /// real, `[B, N, N]`); `[B, K, N, N]`.
     pub fn exit_wave_change(&self, ratio: &Tensor) -> Tensor {
-        let target = scale_complex(&self.spectrum, ratio).fft_ifft2(None::<&[i64]>, [-2, -1], "ortho");
+        let target = scale_complex(&self.spectrum, &ratio.unsqueeze(1)).fft_ifft2(None::<&[i64]>, [-2, -1], "ortho");
         target - &self.exit_waves
     }
+
+    /// `Σ_k conj(P_k)·values_k`: an exit-wave quantity `[B, K, N, N]` taken
+    /// to the object, `[B, N, N]`.
+    pub fn to_object(&self, values: &Tensor) -> Tensor {
+        sum_modes(&(values * self.probes.conj_physical()))
+    }
+
+    /// `Σ_k |P_k|²` as each position sees it: `[N, N]`, or `[B, N, N]` with
+    /// sub-pixel shifts.
+    pub fn probe_power(&self) -> Tensor {
+        probe_power(&self.probes)
+    }
+}
+
+/// `Σ_k |P_k|²` over the mode axis (the second last but one) of probes
+/// `[K, N, N]` or `[B, K, N, N]`.
+pub(crate) fn probe_power(probes: &Tensor) -> Tensor {
+    let axis = probes.dim() as i64 - 3;
+    if probes.size()[axis as usize] == 1 {
+        modulus(&probes.squeeze_dim(axis)).square()
+    } else {
+        power(probes).sum_dim_intlist(axis, false, None::<Kind>)
+    }
+}
+
+/// The sum over the mode axis (1) of `[B, K, N, N]`: `[B, N, N]` (a view
+/// when K = 1).
+pub(crate) fn sum_modes(values: &Tensor) -> Tensor {
+    if values.size()[1] == 1 {
+        values.squeeze_dim(1)
+    } else {
+        values.sum_dim_intlist(1, false, None::<Kind>)
+    }
+}
+
+/// `|z|²` (real), one pass over the real view.
+pub(crate) fn power(z: &Tensor) -> Tensor {
+    z.view_as_real().square().sum_dim_intlist(-1, false, None::<Kind>)
 }
 
 /// `|z|` in two passes over the real view (libtorch's complex `abs` is
@@ -180,13 +259,14 @@ pub(crate) fn normaliser(s: &Tensor, max_weight: f64) -> Tensor {
     s * (1.0 - max_weight) + s.max() * max_weight
 }
 
-/// The object's illumination by the batch, `Σ_b |P_b|²` at each grid pixel
-/// (each position's probe shifted by its sub-pixel remainder, if any).
+/// The object's illumination by the batch, `Σ_b Σ_k |P_k,b|²` at each grid
+/// pixel (each position's probe modes shifted by its sub-pixel remainder, if
+/// any); `probe` is `[K, N, N]`.
 pub(crate) fn illumination(probe: &Tensor, batch: &Batch, len: i64) -> Tensor {
-    let n = probe.size()[0];
+    let n = probe.size()[1];
     let p2 = match &batch.shifts {
-        None => modulus(probe).square().unsqueeze(0).expand([batch.size, n, n], false),
-        Some(s) => modulus(&shifted_probes(probe, s)).square(),
+        None => probe_power(probe).unsqueeze(0).expand([batch.size, n, n], false),
+        Some(s) => probe_power(&shifted_probes(probe, s)),
     };
     scatter(&p2, batch, len)
 }
@@ -224,21 +304,14 @@ impl WindowSums {
     /// formed inside them; `max S` over the windows is `max S` over the grid.
     ///
     /// # Shapes
-    /// `values`: `[B, N, N]` complex64; `probe`: `[N, N]` or `[B, N, N]`
-    /// complex64 (one per position); returns `[B, N, N]` complex64.
-    pub fn direction(
-        &mut self,
-        values: &Tensor,
-        probe: &Tensor,
-        batch: &Batch,
-        max_weight: f64,
-        factor: f64,
-    ) -> Tensor {
-        let p2 = modulus(probe).square();
+    /// `values`: `[B, N, N]` complex64; `p2`: the probe power `Σ_k |P_k|²`,
+    /// `[N, N]` or `[B, N, N]` f32 (one per position); returns `[B, N, N]`
+    /// complex64.
+    pub fn direction(&mut self, values: &Tensor, p2: &Tensor, batch: &Batch, max_weight: f64, factor: f64) -> Tensor {
         if self.values.device() == Device::Cpu {
             self.direction_on_host(&values.contiguous(), &p2.contiguous(), batch, max_weight, factor)
         } else {
-            self.direction_with_tensors(values, &p2, batch, max_weight, factor)
+            self.direction_with_tensors(values, p2, batch, max_weight, factor)
         }
     }
 
@@ -359,6 +432,7 @@ mod tests {
         Batch {
             index: Tensor::from_slice(&index),
             amplitude: Tensor::zeros([3, 2, 2], (Kind::Float, Device::Cpu)),
+            masked: false,
             size: 3,
             shifts: None,
         }
@@ -378,7 +452,7 @@ mod tests {
         let values = complex(&re, &im, &[3, 2, 2]);
         let (w, factor) = (0.3, 0.8);
         // dense: Σ values and S on the whole grid, normalised everywhere, read at the windows
-        let s = illumination(&probe, &b, len);
+        let s = illumination(&probe.unsqueeze(0), &b, len);
         let dense = scale_complex(&scatter(&values, &b, len), &(normaliser(&s, w).reciprocal() * factor))
             .index_select(0, &b.index)
             .view([3, 2, 2]);
@@ -416,7 +490,7 @@ mod tests {
         let step = Tensor::ones([3, 2, 2], (Kind::ComplexFloat, Device::Cpu));
         let mut state = State {
             object: object.copy(),
-            probe: Tensor::ones([2, 2], (Kind::ComplexFloat, Device::Cpu)),
+            probe: Tensor::ones([1, 2, 2], (Kind::ComplexFloat, Device::Cpu)),
         };
         add_at_windows(&mut state, &b, &patches, &step);
         let mut with_tensors = object.copy();

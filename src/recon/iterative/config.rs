@@ -1,6 +1,7 @@
 //! `IterativeConfig`: what the iterative solvers read (serde, validated).
 use serde::{Deserialize, Serialize};
 
+use super::positions::PositionConfig;
 use crate::error::{Error, Result};
 
 /// Which solver runs.
@@ -139,8 +140,42 @@ pub struct IterativeConfig {
     /// Positions between pixels shift the probe by their remainder (a
     /// Fourier shift per position); `false` rounds them to whole pixels.
     pub subpixel: bool,
+    /// Incoherent probe modes K: `None` uses the dataset's
+    /// ([`Dataset::n_probe_modes`](crate::data::Dataset::n_probe_modes));
+    /// `Some(K)` keeps the first K of them or adds modes
+    /// ([`super::modes::probe_modes`]).
+    pub probe_modes: Option<usize>,
+    /// Share of the total power each added mode starts with.
+    pub new_mode_power: f64,
+    /// Position correction ([`super::positions`]).
+    pub positions: PositionConfig,
+    /// Detector defects left out of the fit ([`crate::data::defects`]).
+    pub mask: MaskConfig,
     pub epie: EpieConfig,
     pub gradient: GradientConfig,
+}
+
+/// Which measurements the solvers leave out ([`crate::data::defects`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaskConfig {
+    /// Mask anything at all.
+    pub enabled: bool,
+    /// Counts at or above this are not fitted; `None`: the automatic rule
+    /// (only near a register's ceiling).
+    pub saturation_counts: Option<f64>,
+    /// Leave out dead pixels (zero in every pattern among lit neighbours).
+    pub dead_pixels: bool,
+}
+
+impl Default for MaskConfig {
+    fn default() -> Self {
+        MaskConfig {
+            enabled: true,
+            saturation_counts: None,
+            dead_pixels: true,
+        }
+    }
 }
 
 impl Default for IterativeConfig {
@@ -156,6 +191,10 @@ impl Default for IterativeConfig {
             tolerance: 0.0,
             device: "auto".into(),
             subpixel: true,
+            probe_modes: None,
+            new_mode_power: 0.05,
+            positions: PositionConfig::default(),
+            mask: MaskConfig::default(),
             epie: EpieConfig::default(),
             gradient: GradientConfig::default(),
         }
@@ -237,6 +276,26 @@ impl IterativeConfig {
             ));
         }
         crate::array::parse_device(&self.device)?;
+        if let Some(k) = self.probe_modes
+            && !(1..=16).contains(&k)
+        {
+            return Err(Error::config("probe_modes", format!("must be in 1..=16, got {k}")));
+        }
+        if !(self.new_mode_power > 0.0 && self.new_mode_power < 0.5) {
+            return Err(Error::config(
+                "new_mode_power",
+                format!("must be in (0, 0.5), got {}", self.new_mode_power),
+            ));
+        }
+        self.positions.validate()?;
+        if let Some(t) = self.mask.saturation_counts
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(Error::config(
+                "mask.saturation_counts",
+                format!("must be a positive count, got {t}"),
+            ));
+        }
         for (field, v) in [
             ("epie.alpha", self.epie.alpha),
             ("epie.beta", Some(self.epie.beta)),

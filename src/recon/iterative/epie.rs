@@ -25,6 +25,7 @@ use super::batch::{
     Batch, Forward, State, WindowSums, add_at_windows, normaliser, probe_frame_power, probe_frame_sum, scale_complex,
 };
 use super::config::IterativeConfig;
+use super::positions::position_shifts;
 
 pub(crate) struct Epie {
     alpha: f64,
@@ -43,15 +44,17 @@ impl Epie {
         }
     }
 
-    /// One batch; returns its `Σ (|Ψ̂| − A)²` (0-d f64, on the device).
-    pub fn step(&mut self, state: &mut State, batch: &Batch, update_probe: bool) -> Tensor {
+    /// One batch; returns its `Σ (|Ψ̂| − A)²` (0-d f64, on the device) and,
+    /// when `positions` asks, each position's estimated shift.
+    pub fn step(&mut self, state: &mut State, batch: &Batch, update_probe: bool, positions: bool) -> Step {
         let fwd = Forward::new(state, batch);
         let error = fwd.amplitude_error(batch);
-        let ratio = &batch.amplitude / fwd.amplitude.clamp_min(1e-30);
+        let ratio = fwd.modulus_ratio(batch);
         let delta = fwd.exit_wave_change(&ratio);
+        let shift = positions.then(|| position_shifts(&fwd, batch));
         let step = self.sums.direction(
-            &(&delta * fwd.probes.conj_physical()),
-            &fwd.probes,
+            &fwd.to_object(&delta),
+            &fwd.probe_power(),
             batch,
             self.max_weight,
             self.alpha,
@@ -60,10 +63,19 @@ impl Epie {
         if update_probe {
             // each position's term in the probe's own frame (shifted back)
             let t = probe_frame_power(&fwd.patches, batch);
-            let num = probe_frame_sum(&(&delta * fwd.patches.conj_physical()), batch);
+            let num = probe_frame_sum(&(&delta * fwd.patches.conj_physical().unsqueeze(1)), batch);
             let step = scale_complex(&num, &(normaliser(&t, self.max_weight).reciprocal() * self.beta));
             let _ = state.probe.g_add_(&step);
         }
-        error
+        Step { error, shift }
     }
+}
+
+/// What a solver step returns.
+pub(crate) struct Step {
+    /// `Σ (|Ψ̂| − A)²` over the batch's fitted pixels (0-d f64, on the device).
+    pub error: Tensor,
+    /// Each position's estimated shift `[B, 2]` `(δx, δy)` px (f32, on the
+    /// device), when position correction asked for it.
+    pub shift: Option<Tensor>,
 }

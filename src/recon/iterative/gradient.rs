@@ -29,6 +29,8 @@ use super::batch::{
     real_inner, scale_complex, scatter, shifted_probes,
 };
 use super::config::{GradientConfig, IterativeConfig, Loss, Optimizer};
+use super::epie::Step;
+use super::positions::position_shifts;
 
 const MAX_STEP: f64 = 10.0;
 
@@ -60,54 +62,52 @@ impl Gradient {
             step_scale: settings.step,
             len,
             sums: WindowSums::new(len, state.object.device()),
-            mean_intensity: amplitudes.square().mean(Kind::Float),
+            mean_intensity: amplitudes.clamp_min(0.0).square().mean(Kind::Float),
             adam_object: AdamState::new(&state.object),
             adam_probe: AdamState::new(&state.probe),
             probe_scale,
         }
     }
 
-    /// One batch; returns its `Σ (|Ψ̂| − A)²` (0-d f64, on the device).
-    pub fn step(&mut self, state: &mut State, batch: &Batch, update_probe: bool) -> Tensor {
+    /// One batch; returns its `Σ (|Ψ̂| − A)²` (0-d f64, on the device) and,
+    /// when `positions` asks, each position's estimated shift.
+    pub fn step(&mut self, state: &mut State, batch: &Batch, update_probe: bool, positions: bool) -> Step {
         let fwd = Forward::new(state, batch);
         let error = fwd.amplitude_error(batch);
+        let shift = positions.then(|| position_shifts(&fwd, batch));
         match self.cfg.optimizer {
             Optimizer::Lsq => self.lsq(state, batch, &fwd, update_probe),
             Optimizer::Adam => self.adam(state, batch, &fwd, update_probe),
         }
-        error
+        Step { error, shift }
     }
 
     fn lsq(&mut self, state: &mut State, batch: &Batch, fwd: &Forward, update_probe: bool) {
         let a = &batch.amplitude;
         let ratio = match self.cfg.loss {
-            Loss::Amplitude => a / fwd.amplitude.clamp_min(1e-30),
+            Loss::Amplitude => fwd.modulus_ratio(batch),
             Loss::Poisson => {
                 let i = a.square();
-                (&i * 2.0) / (fwd.amplitude.square() + &i).clamp_min(1e-30)
+                batch.where_fitted((&i * 2.0) / (fwd.amplitude.square() + &i).clamp_min(1e-30), 1.0)
             }
         };
         let chi = fwd.exit_wave_change(&ratio);
         // D_O at the batch's window pixels (zero elsewhere)
-        let d_object = self.sums.direction(
-            &(&chi * fwd.probes.conj_physical()),
-            &fwd.probes,
-            batch,
-            self.max_weight,
-            1.0,
-        );
-        let u = &d_object * &fwd.probes;
+        let d_object = self
+            .sums
+            .direction(&fwd.to_object(&chi), &fwd.probe_power(), batch, self.max_weight, 1.0);
+        let u = d_object.unsqueeze(1) * &fwd.probes;
         let (a11, b1) = (norm_sqr(&u), real_inner(&chi, &u));
         if update_probe {
             let t = probe_frame_power(&fwd.patches, batch);
-            let num = probe_frame_sum(&(&chi * fwd.patches.conj_physical()), batch);
+            let num = probe_frame_sum(&(&chi * fwd.patches.conj_physical().unsqueeze(1)), batch);
             let d_probe = scale_complex(&num, &normaliser(&t, self.max_weight).reciprocal());
             // the probe's direction as each position sees it
             let seen = match &batch.shifts {
                 None => d_probe.shallow_clone(),
                 Some(s) => shifted_probes(&d_probe, s),
             };
-            let v = &fwd.patches * &seen;
+            let v = fwd.patches.unsqueeze(1) * &seen;
             let (a22, a12, b2) = (norm_sqr(&v), real_inner(&u, &v), real_inner(&chi, &v));
             // [a11 a12; a12 a22]·τ = b, lightly damped so a degenerate pair stays finite
             let damp = (&a11 + &a22) * 1e-6 + 1e-30;
@@ -138,12 +138,13 @@ impl Gradient {
                 1.0 - a.square() / fwd.amplitude.square().maximum(&floor)
             }
         };
-        let g = scale_complex(&fwd.spectrum, &factor).fft_ifft2(None::<&[i64]>, [-2, -1], "ortho");
-        let grad_object = scatter(&(&g * fwd.probes.conj_physical()), batch, self.len);
+        let factor = batch.where_fitted(factor, 0.0);
+        let g = scale_complex(&fwd.spectrum, &factor.unsqueeze(1)).fft_ifft2(None::<&[i64]>, [-2, -1], "ortho");
+        let grad_object = scatter(&fwd.to_object(&g), batch, self.len);
         let lr = self.cfg.learning_rate;
         self.adam_object.step(&mut state.object, &grad_object, lr);
         if update_probe {
-            let grad_probe = probe_frame_sum(&(&g * fwd.patches.conj_physical()), batch);
+            let grad_probe = probe_frame_sum(&(&g * fwd.patches.conj_physical().unsqueeze(1)), batch);
             self.adam_probe
                 .step(&mut state.probe, &grad_probe, lr * self.probe_scale);
         }

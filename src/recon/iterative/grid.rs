@@ -12,6 +12,8 @@ const MAX_SIDE: i64 = 32768;
 /// the windows need, so every window lies inside (no clipping in the loop).
 #[derive(Debug)]
 pub(crate) struct ScanGrid {
+    /// Window side N.
+    pub n: i64,
     /// Output grid.
     pub h: i64,
     pub w: i64,
@@ -33,6 +35,19 @@ impl ScanGrid {
     /// rounded to the nearest whole pixel and its window is
     /// `rows y − N/2 .. y + N/2`, `columns x − N/2 .. x + N/2` (docs/physics.md).
     pub fn new(positions_px: &Array2<f64>, n: i64, h: i64, w: i64, device: Device) -> Result<ScanGrid> {
+        ScanGrid::with_margin(positions_px, n, h, w, 0, device)
+    }
+
+    /// [`ScanGrid::new`] with `margin_px` more padding on every side, room for
+    /// positions that move (position correction: [`ScanGrid::move_to`]).
+    pub fn with_margin(
+        positions_px: &Array2<f64>,
+        n: i64,
+        h: i64,
+        w: i64,
+        margin_px: i64,
+        device: Device,
+    ) -> Result<ScanGrid> {
         if positions_px.ncols() != 2 || positions_px.nrows() == 0 {
             return Err(Error::shape(
                 "positions",
@@ -40,27 +55,15 @@ impl ScanGrid {
                 format!("{:?}", positions_px.shape()),
             ));
         }
-        let mut max_rounding_px = 0f64;
-        let mut origins = Vec::with_capacity(positions_px.nrows());
-        let mut remainders = Vec::with_capacity(2 * positions_px.nrows());
-        for p in positions_px.outer_iter() {
-            let (x, y) = (p[0], p[1]);
-            if !(x.is_finite() && y.is_finite()) || x.abs() > 1e7 || y.abs() > 1e7 {
-                return Err(Error::value("positions", format!("position ({x}, {y}) is not usable")));
-            }
-            let (rx, ry) = (x.round(), y.round());
-            max_rounding_px = max_rounding_px.max((x - rx).abs()).max((y - ry).abs());
-            remainders.extend([(y - ry) as f32, (x - rx) as f32]);
-            origins.push((ry as i64 - n / 2, rx as i64 - n / 2));
-        }
+        let origins = window_origins(positions_px, n)?;
         let min_r = origins.iter().map(|o| o.0).min().expect("non-empty");
         let min_c = origins.iter().map(|o| o.1).min().expect("non-empty");
         let max_r = origins.iter().map(|o| o.0).max().expect("non-empty");
         let max_c = origins.iter().map(|o| o.1).max().expect("non-empty");
-        let top = (-min_r).max(0);
-        let left = (-min_c).max(0);
-        let padded_h = top + h.max(max_r + n);
-        let padded_w = left + w.max(max_c + n);
+        let top = (-min_r).max(0) + margin_px;
+        let left = (-min_c).max(0) + margin_px;
+        let padded_h = top + h.max(max_r + n) + margin_px;
+        let padded_w = left + w.max(max_c + n) + margin_px;
         if padded_h > MAX_SIDE || padded_w > MAX_SIDE {
             return Err(Error::value(
                 "positions",
@@ -70,24 +73,73 @@ impl ScanGrid {
                 ),
             ));
         }
-        let starts: Vec<i64> = origins
-            .iter()
-            .map(|&(r, c)| (r + top) * padded_w + (c + left))
-            .collect();
-        let offsets = Tensor::arange(n, (Kind::Int64, device));
-        let window = (offsets.view([n, 1]) * padded_w + offsets.view([1, n])).view([1, n * n]);
-        let indices = Tensor::from_slice(&starts).to_device(device).view([-1, 1]) + window;
-        Ok(ScanGrid {
+        let mut grid = ScanGrid {
+            n,
             h,
             w,
             padded_h,
             padded_w,
             top,
             left,
-            indices,
-            max_rounding_px,
-            remainders: Tensor::from_slice(&remainders).view([-1, 2]).to_device(device),
-        })
+            indices: Tensor::zeros([0], (Kind::Int64, device)),
+            max_rounding_px: 0.0,
+            remainders: Tensor::zeros([0], (Kind::Float, device)),
+        };
+        grid.move_to(positions_px)?;
+        Ok(grid)
+    }
+
+    /// The window extent along one axis: a position `p` keeps its window
+    /// (and the probe's sub-pixel shift) inside the padded grid when
+    /// `lo ≤ p ≤ hi`; `(x range, y range)`.
+    pub fn position_range(&self) -> ([f64; 2], [f64; 2]) {
+        let n = self.n;
+        let range = |offset: i64, padded: i64| {
+            let lo = (n / 2 - offset) as f64;
+            [lo, lo + (padded - n) as f64]
+        };
+        (range(self.left, self.padded_w), range(self.top, self.padded_h))
+    }
+
+    /// Recomputes the windows and remainders for new positions (same
+    /// count), e.g. after position correction. Errors if a window would
+    /// leave the padded grid.
+    pub fn move_to(&mut self, positions_px: &Array2<f64>) -> Result<()> {
+        let n = self.n;
+        if positions_px.ncols() != 2 {
+            return Err(Error::shape(
+                "positions",
+                "[n, 2]",
+                format!("{:?}", positions_px.shape()),
+            ));
+        }
+        let origins = window_origins(positions_px, n)?;
+        let mut starts = Vec::with_capacity(origins.len());
+        for (k, &(r, c)) in origins.iter().enumerate() {
+            let (r, c) = (r + self.top, c + self.left);
+            if r < 0 || c < 0 || r + n > self.padded_h || c + n > self.padded_w {
+                return Err(Error::value(
+                    "positions",
+                    format!("position {k} moved its window off the solver's grid"),
+                ));
+            }
+            starts.push(r * self.padded_w + c);
+        }
+        let device = self.indices.device();
+        let offsets = Tensor::arange(n, (Kind::Int64, device));
+        let window = (offsets.view([n, 1]) * self.padded_w + offsets.view([1, n])).view([1, n * n]);
+        self.indices = Tensor::from_slice(&starts).to_device(device).view([-1, 1]) + window;
+        let mut remainders = Vec::with_capacity(2 * positions_px.nrows());
+        let mut max_rounding_px = 0f64;
+        for p in positions_px.outer_iter() {
+            let (x, y) = (p[0], p[1]);
+            let (rx, ry) = (x.round(), y.round());
+            max_rounding_px = max_rounding_px.max((x - rx).abs()).max((y - ry).abs());
+            remainders.extend([(y - ry) as f32, (x - rx) as f32]);
+        }
+        self.max_rounding_px = max_rounding_px;
+        self.remainders = Tensor::from_slice(&remainders).view([-1, 2]).to_device(device);
+        Ok(())
     }
 
     /// Number of padded pixels.
@@ -112,6 +164,21 @@ impl ScanGrid {
             .narrow(0, self.top, self.h)
             .narrow(1, self.left, self.w)
     }
+}
+
+/// Each position's window origin `(row, column)` on the output grid: the
+/// position rounded to the nearest pixel, minus N/2.
+fn window_origins(positions_px: &Array2<f64>, n: i64) -> Result<Vec<(i64, i64)>> {
+    positions_px
+        .outer_iter()
+        .map(|p| {
+            let (x, y) = (p[0], p[1]);
+            if !(x.is_finite() && y.is_finite()) || x.abs() > 1e7 || y.abs() > 1e7 {
+                return Err(Error::value("positions", format!("position ({x}, {y}) is not usable")));
+            }
+            Ok((y.round() as i64 - n / 2, x.round() as i64 - n / 2))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -21,11 +21,14 @@ mod config;
 mod epie;
 mod gradient;
 mod grid;
+pub mod modes;
+pub mod positions;
 mod solve;
 
 pub use auto::{DataStats, SolverSettings};
 pub use compare::object_error;
-pub use config::{Algorithm, EpieConfig, GradientConfig, IterativeConfig, Loss, Optimizer};
+pub use config::{Algorithm, EpieConfig, GradientConfig, IterativeConfig, Loss, MaskConfig, Optimizer};
+pub use positions::PositionConfig;
 pub(crate) use solve::start_object;
 pub use solve::{
     InitSummary, IterationRecord, IterativeInit, IterativeOutcome, Misfit, SolverSummary, StopReason, data_error,

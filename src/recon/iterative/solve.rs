@@ -2,7 +2,7 @@
 //! returns.
 use std::time::Instant;
 
-use ndarray::{Array2, Ix2};
+use ndarray::{Array2, Array3, Ix2};
 use num_complex::Complex32;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -16,8 +16,10 @@ use super::config::{Algorithm, IterativeConfig, Optimizer};
 use super::epie::Epie;
 use super::gradient::Gradient;
 use super::grid::ScanGrid;
+use super::positions::PositionState;
 use crate::array::{parse_device, tensor_to_c64, tensor_to_f32};
 use crate::data::Dataset;
+use crate::data::defects::{DefectSummary, defect_mask};
 use crate::data::product::canvas_shape;
 use crate::error::{Error, Result};
 use crate::physics::forward::shift_modulation;
@@ -79,6 +81,101 @@ pub struct SolverSummary {
     /// Set when the run started from another reconstruction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<InitSummary>,
+    /// Incoherent probe modes used (K), how many were added to the given
+    /// ones, and each final mode's share of the power.
+    #[serde(default = "one")]
+    pub probe_modes: usize,
+    #[serde(default)]
+    pub added_probe_modes: usize,
+    #[serde(default)]
+    pub mode_powers: Vec<f64>,
+    /// Detector defects left out of the fit (`None`: masking off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defects: Option<DefectSummary>,
+    /// Position correction, when on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<PositionSummary>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// What position correction did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PositionSummary {
+    /// RMS move of the positions in each epoch that moved them, px.
+    pub rms_move_px: Vec<f64>,
+    /// RMS distance between the corrected and the given positions, px.
+    pub rms_correction_px: f64,
+    /// RMS distance of the given and of the corrected positions to the
+    /// dataset's true positions, px (when it has them); and the same after
+    /// removing the mean offset (a common translation the data cannot see).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truth: Option<PositionErrors>,
+}
+
+/// Position errors against known true positions, px.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PositionErrors {
+    pub rms_given_px: f64,
+    pub rms_corrected_px: f64,
+    pub rms_given_offset_removed_px: f64,
+    pub rms_corrected_offset_removed_px: f64,
+}
+
+impl PositionSummary {
+    fn new(ds: &Dataset, corrected: &Array2<f64>, rms_move_px: Vec<f64>) -> PositionSummary {
+        PositionSummary {
+            rms_move_px,
+            rms_correction_px: rms_distance(corrected, &ds.positions_px, false),
+            truth: ds.true_positions_px.as_ref().map(|t| PositionErrors {
+                rms_given_px: rms_distance(&ds.positions_px, t, false),
+                rms_corrected_px: rms_distance(corrected, t, false),
+                rms_given_offset_removed_px: rms_distance(&ds.positions_px, t, true),
+                rms_corrected_offset_removed_px: rms_distance(corrected, t, true),
+            }),
+        }
+    }
+}
+
+/// RMS Euclidean distance between two position lists `[n, 2]`, optionally
+/// after removing their mean difference.
+pub fn rms_distance(a: &Array2<f64>, b: &Array2<f64>, remove_offset: bool) -> f64 {
+    let d = a - b;
+    let mean = if remove_offset {
+        d.mean_axis(ndarray::Axis(0)).expect("non-empty")
+    } else {
+        ndarray::Array1::zeros(2)
+    };
+    let sum: f64 = d
+        .outer_iter()
+        .map(|r| (r[0] - mean[0]).powi(2) + (r[1] - mean[1]).powi(2))
+        .sum();
+    (sum / d.nrows() as f64).sqrt()
+}
+
+/// The measured amplitudes on the device, with −1 at the measurements the
+/// defect mask leaves out (`cfg.mask`); whether any are; what was found.
+fn fitted_amplitudes(
+    ds: &Dataset,
+    cfg: &IterativeConfig,
+    device: tch::Device,
+) -> (Tensor, bool, Option<DefectSummary>) {
+    if !cfg.mask.enabled {
+        return (ds.diffraction_tensor(device), false, None);
+    }
+    let (fitted, summary) = defect_mask(ds, cfg.mask.saturation_counts, cfg.mask.dead_pixels);
+    if fitted.iter().all(|&f| f) {
+        return (ds.diffraction_tensor(device), false, Some(summary));
+    }
+    let mut a = ds.diffraction.clone();
+    a.zip_mut_with(&fitted, |v, &f| {
+        if !f {
+            *v = -1.0;
+        }
+    });
+    (crate::array::f32_to_tensor(&a, device), true, Some(summary))
 }
 
 /// Where a solver run starts instead of a flat object and the dataset's
@@ -119,8 +216,13 @@ pub struct InitSummary {
 pub struct IterativeOutcome {
     /// Object, coverage and metadata (with [`SolverSummary`] in `metadata.solver`).
     pub reconstruction: Reconstruction,
-    /// The final probe `[N, N]` (the dataset's unless `refine_probe`).
+    /// The final probe `[N, N]` (the dataset's unless `refine_probe`): the
+    /// first of `probe_modes`.
     pub probe: Array2<Complex32>,
+    /// Every final probe mode `[K, N, N]`, strongest first.
+    pub probe_modes: Array3<Complex32>,
+    /// The corrected positions `[n, 2]` `(x, y)` px, with position correction.
+    pub positions_px: Option<Array2<f64>>,
     /// One record per iteration run.
     pub history: Vec<IterationRecord>,
     /// The object `[H, W]` after each iteration asked for with
@@ -209,24 +311,38 @@ pub fn reconstruct_iterative_snapshots(
         Some(o) => [o.nrows(), o.ncols()],
         None => canvas_shape(&ds.positions_px, n as usize),
     };
-    let grid = ScanGrid::new(&ds.positions_px, n, h as i64, w as i64, device)?;
+    let refine_positions = cfg.positions.refine;
+    let mut grid = if refine_positions {
+        ScanGrid::with_margin(
+            &ds.positions_px,
+            n,
+            h as i64,
+            w as i64,
+            cfg.positions.margin_px as i64,
+            device,
+        )?
+    } else {
+        ScanGrid::new(&ds.positions_px, n, h as i64, w as i64, device)?
+    };
     let len = grid.len();
-    // shift the probe only where some position is off the pixel grid
-    let subpixel = cfg.subpixel && grid.max_rounding_px > 1e-6;
-    let shifts_of = |members: &Tensor| subpixel.then(|| grid.remainders.index_select(0, members));
-    let amplitudes = ds.diffraction_tensor(device);
-    let total_intensity = amplitudes.square().sum(Kind::Double).double_value(&[]);
+    // shift the probe only where some position is (or may move) off the pixel grid
+    let subpixel = cfg.subpixel && (grid.max_rounding_px > 1e-6 || refine_positions);
+    let (amplitudes, masked, defects) = fitted_amplitudes(ds, cfg, device);
+    let total_intensity = amplitudes.clamp_min(0.0).square().sum(Kind::Double).double_value(&[]);
     if total_intensity <= 0.0 {
         return Err(Error::value("diffraction", "is zero everywhere: nothing to fit"));
     }
     let modulation = shift_modulation(n, n, device);
-    let probe = match init.and_then(|i| i.probe.as_ref()) {
+    let given_modes = match init.and_then(|i| i.probe.as_ref()) {
         Some(p) => {
             check_init_array("init probe", p, [n as usize, n as usize])?;
-            crate::array::c64_to_tensor(p, device)
+            p.clone().insert_axis(ndarray::Axis(0))
         }
-        None => ds.probe_tensor(device),
+        None => ds.probe_modes(),
     };
+    let mode_count = cfg.probe_modes.unwrap_or(given_modes.shape()[0]);
+    let (modes, added_modes) = super::modes::probe_modes(&given_modes, mode_count, cfg.new_mode_power)?;
+    let probe = crate::array::c64_to_tensor(&modes, device);
     let probe_scale = probe.abs().max().double_value(&[]);
     let mut state = State {
         object: Tensor::ones([len], (Kind::ComplexFloat, device)),
@@ -239,11 +355,9 @@ pub fn reconstruct_iterative_snapshots(
             state.object = grid.embed(&crate::array::c64_to_tensor(&object, device), 1.0);
             // Σ |F(P·O_k)|² over every position, in chunks
             let mut predicted = Tensor::zeros([], (Kind::Double, device));
-            for chunk in position_chunks(&grid, Some(&amplitudes), subpixel) {
-                predicted += super::batch::Forward::new(&state, &chunk)
-                    .amplitude
-                    .square()
-                    .sum(Kind::Double);
+            for chunk in position_chunks(&grid, Some(&amplitudes), subpixel, masked) {
+                let fwd = super::batch::Forward::new(&state, &chunk);
+                predicted += chunk.where_fitted(fwd.amplitude.square(), 0.0).sum(Kind::Double);
             }
             let predicted = predicted.double_value(&[]);
             if !(predicted.is_finite() && predicted > 0.0) {
@@ -281,10 +395,14 @@ pub fn reconstruct_iterative_snapshots(
     let mut history: Vec<IterationRecord> = Vec::with_capacity(settings.iterations);
     let mut stop_reason = StopReason::Iterations;
     let mut snapshots = Vec::new();
+    let mut positions =
+        refine_positions.then(|| PositionState::new(&ds.positions_px, &cfg.positions, grid.position_range(), device));
+    let mut position_moves_px = Vec::new();
     for iteration in 1..=settings.iterations {
         order.shuffle(&mut rng);
         let order_t = Tensor::from_slice(&order).to_device(device);
         let update_probe = cfg.refine_probe && iteration >= cfg.probe_start_iteration;
+        let move_positions = refine_positions && iteration >= cfg.positions.start_iteration;
         let mut error = Tensor::zeros([], (Kind::Double, device));
         for start in (0..count).step_by(batch_size) {
             let size = batch_size.min(count - start) as i64;
@@ -292,14 +410,25 @@ pub fn reconstruct_iterative_snapshots(
             let batch = Batch {
                 index: grid.indices.index_select(0, &members).view([-1]),
                 amplitude: amplitudes.index_select(0, &members),
+                masked,
                 size,
-                shifts: shifts_of(&members),
+                shifts: subpixel.then(|| grid.remainders.index_select(0, &members)),
             };
-            let e = match &mut solver {
-                Solver::Epie(s) => s.step(&mut state, &batch, update_probe),
-                Solver::Gradient(s) => s.step(&mut state, &batch, update_probe),
+            let step = match &mut solver {
+                Solver::Epie(s) => s.step(&mut state, &batch, update_probe, move_positions),
+                Solver::Gradient(s) => s.step(&mut state, &batch, update_probe, move_positions),
             };
-            error += e;
+            error += step.error;
+            if let (Some(p), Some(shift)) = (positions.as_mut(), step.shift.as_ref()) {
+                p.record(&members, shift);
+            }
+        }
+        if update_probe && mode_count > 1 {
+            state.probe = super::modes::orthogonalize(&state.probe);
+        }
+        if let Some(p) = positions.as_mut().filter(|_| move_positions) {
+            position_moves_px.push(p.apply()?);
+            grid.move_to(&p.positions_px)?;
         }
         let data_error = error.double_value(&[]) / total_intensity;
         if !data_error.is_finite() {
@@ -335,12 +464,18 @@ pub fn reconstruct_iterative_snapshots(
     }
     let seconds_iterations = started.elapsed().as_secs_f64() - seconds_setup;
     let mut coverage = Tensor::zeros([len], (Kind::Float, device));
-    for chunk in position_chunks(&grid, None, subpixel) {
+    for chunk in position_chunks(&grid, None, subpixel, false) {
         coverage += illumination(&state.probe, &chunk, len);
     }
     let coverage = grid.crop(&coverage);
     let object = grid.crop(&state.object);
-    let probe = &state.probe * &modulation;
+    let probe_modes: Array3<Complex32> = tensor_to_c64(&(&state.probe * &modulation))?
+        .into_dimensionality()
+        .expect("3-D");
+    let corrected = positions.map(|p| p.positions_px);
+    let position_summary = corrected
+        .as_ref()
+        .map(|c| PositionSummary::new(ds, c, position_moves_px));
     let last = history.last().expect("at least one iteration");
     let summary = SolverSummary {
         algorithm: cfg.algorithm,
@@ -355,6 +490,11 @@ pub fn reconstruct_iterative_snapshots(
         seconds_iterations,
         max_position_rounding_px: grid.max_rounding_px,
         init: init_summary,
+        probe_modes: mode_count,
+        added_probe_modes: added_modes,
+        mode_powers: super::modes::mode_powers(&probe_modes),
+        defects,
+        positions: position_summary,
     };
     let source = match cfg.algorithm {
         Algorithm::Epie => "iterative epie".to_string(),
@@ -389,7 +529,9 @@ pub fn reconstruct_iterative_snapshots(
     };
     Ok(IterativeOutcome {
         reconstruction,
-        probe: tensor_to_c64(&probe)?.into_dimensionality::<Ix2>().expect("2-D"),
+        probe: probe_modes.index_axis(ndarray::Axis(0), 0).to_owned(),
+        probe_modes,
+        positions_px: corrected,
         history,
         snapshots,
     })
@@ -407,6 +549,7 @@ fn position_chunks<'a>(
     grid: &'a ScanGrid,
     amplitudes: Option<&'a Tensor>,
     subpixel: bool,
+    masked: bool,
 ) -> impl Iterator<Item = Batch> + 'a {
     let total = len_positions(grid);
     (0..total).step_by(256).map(move |start| {
@@ -417,6 +560,7 @@ fn position_chunks<'a>(
                 || Tensor::zeros([0], (Kind::Float, grid.indices.device())),
                 |a| a.narrow(0, start, size),
             ),
+            masked: masked && amplitudes.is_some(),
             size,
             shifts: subpixel.then(|| grid.remainders.narrow(0, start, size)),
         }
@@ -555,7 +699,7 @@ pub fn pattern_misfit(
     let subpixel = subpixel && grid.max_rounding_px > 1e-6;
     // Σ A², Σ |Ψ|·A, Σ |Ψ|², Σ I·ln I, Σ I·ln |Ψ|² (I = A², where I > 0)
     let mut sums = Tensor::zeros([5], (Kind::Double, device));
-    for chunk in position_chunks(&grid, Some(&amplitudes), subpixel) {
+    for chunk in position_chunks(&grid, Some(&amplitudes), subpixel, false) {
         let predicted = super::batch::Forward::new(&state, &chunk)
             .amplitude
             .to_kind(Kind::Double);

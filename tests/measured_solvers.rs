@@ -1,0 +1,251 @@
+//! What measured data needs from the iterative solvers: mixed-state probes,
+//! position correction and detector masks, each checked on data whose truth
+//! is known (the far fields computed here with plain FFTs, independent of
+//! the solvers' batch code).
+mod common;
+
+use ndarray::{Array2, Array3, Axis, s};
+use num_complex::Complex32;
+use ptycho_workbench::data::Dataset;
+use ptycho_workbench::recon::iterative::{IterativeConfig, reconstruct_iterative};
+use ptycho_workbench::simulate::{SimConfig, simulate_on};
+use tch::{Device, Kind, Tensor};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn cpu(mut cfg: IterativeConfig) -> IterativeConfig {
+    cfg.device = "cpu".into();
+    cfg
+}
+
+/// [`common::small_config`] on a 4-px raster (integer positions), noise free.
+fn dense_noise_free(seed: u64) -> Dataset {
+    let mut cfg: SimConfig = common::small_config();
+    cfg.seed = seed;
+    cfg.scan.spacing_px = 4.0;
+    cfg.dose_photons = None;
+    simulate_on(&cfg, Device::Cpu).unwrap()
+}
+
+/// `sqrt(Σ_k |FFT(P_k·patch)|²)/N`, zero frequency at `(N/2, N/2)`, for
+/// every (integer) position of `ds`, from `modes` `[K, N, N]`.
+fn mixed_state_amplitudes(ds: &Dataset, modes: &Array3<Complex32>) -> Array3<f32> {
+    let n = ds.patch_size();
+    let object = ds.object.as_ref().unwrap();
+    let mut out = Array3::zeros((ds.n_images(), n, n));
+    for (k, p) in ds.positions_px.outer_iter().enumerate() {
+        let (x, y) = (p[0].round() as usize, p[1].round() as usize);
+        let patch = object.slice(s![y - n / 2..y + n / 2, x - n / 2..x + n / 2]);
+        let mut intensity = Tensor::zeros([n as i64, n as i64], (Kind::Double, Device::Cpu));
+        for mode in modes.outer_iter() {
+            let exit: Vec<Complex32> = mode.iter().zip(patch.iter()).map(|(a, b)| a * b).collect();
+            let re: Vec<f32> = exit.iter().map(|c| c.re).collect();
+            let im: Vec<f32> = exit.iter().map(|c| c.im).collect();
+            let field = Tensor::complex(&Tensor::from_slice(&re), &Tensor::from_slice(&im))
+                .view([n as i64, n as i64])
+                .to_kind(Kind::ComplexDouble);
+            let spectrum = field
+                .fft_fft2(None::<&[i64]>, [0, 1], "backward")
+                .fft_fftshift(None::<&[i64]>);
+            intensity += spectrum.abs().square();
+        }
+        let a: Vec<f64> = Vec::try_from((intensity / (n * n) as f64).sqrt().reshape([-1])).unwrap();
+        out.index_axis_mut(Axis(0), k)
+            .assign(&Array2::from_shape_vec((n, n), a.into_iter().map(|v| v as f32).collect()).unwrap());
+    }
+    out
+}
+
+/// `sqrt(1 − f)·P` and a second mode `P·x·y` (its centre, in units of the
+/// probe's width) orthogonal to it with the share `f` of the power.
+fn two_modes(probe: &Array2<Complex32>, f: f64) -> Array3<Complex32> {
+    let n = probe.nrows();
+    let c = (n as f64 - 1.0) / 2.0;
+    let mut second = Array2::from_shape_fn((n, n), |(i, j)| {
+        probe[(i, j)] * (((j as f64 - c) * (i as f64 - c)) / (n as f64 / 8.0).powi(2)) as f32
+    });
+    let norm = |a: &Array2<Complex32>| a.iter().map(|v| v.norm_sqr() as f64).sum::<f64>();
+    let dot: Complex32 = probe.iter().zip(second.iter()).map(|(a, b)| a.conj() * b).sum();
+    let scale = dot / norm(probe) as f32;
+    second.zip_mut_with(probe, |b, &a| *b -= a * scale);
+    let total = norm(probe);
+    let first = probe.mapv(|v| v * (1.0 - f).sqrt() as f32);
+    let second = second.mapv(|v| v * (f * total / norm(&second)).sqrt() as f32);
+    ndarray::stack(Axis(0), &[first.view(), second.view()]).unwrap()
+}
+
+#[test]
+fn a_two_mode_solver_fits_mixed_state_data_that_one_mode_cannot_and_finds_the_weaker_mode() -> TestResult {
+    common::init();
+    let mut ds = dense_noise_free(3);
+    let truth = two_modes(&ds.probe, 0.25);
+    ds.diffraction = mixed_state_amplitudes(&ds, &truth);
+    let run = |modes: usize| {
+        let cfg = cpu(IterativeConfig {
+            iterations: Some(60),
+            refine_probe: true,
+            probe_modes: Some(modes),
+            ..IterativeConfig::epie()
+        });
+        reconstruct_iterative(&ds, &cfg, &mut |_| {}).unwrap()
+    };
+    let (one, two) = (run(1), run(2));
+    let error = |o: &ptycho_workbench::recon::iterative::IterativeOutcome| o.history.last().unwrap().data_error;
+    assert!(
+        error(&two) < 0.3 * error(&one),
+        "two modes {:.3e} vs one {:.3e}",
+        error(&two),
+        error(&one)
+    );
+    let summary = two.reconstruction.metadata.solver.as_ref().unwrap();
+    assert_eq!((summary.probe_modes, summary.added_probe_modes), (2, 1));
+    assert_eq!(two.probe_modes.shape(), [2, 32, 32]);
+    // the weaker mode carries about the quarter of the power it has in the data
+    assert!(
+        (summary.mode_powers[1] - 0.25).abs() < 0.08,
+        "mode powers {:?}",
+        summary.mode_powers
+    );
+    Ok(())
+}
+
+#[test]
+fn position_correction_moves_perturbed_positions_towards_the_true_ones() -> TestResult {
+    common::init();
+    let mut cfg = common::small_config();
+    cfg.scan.spacing_px = 4.0;
+    cfg.dose_photons = Some(1e6);
+    let mut ds = simulate_on(&cfg, Device::Cpu)?;
+    // positions a user would have: the true ones plus ±1 px errors (seeded)
+    let truth = ds.positions_px.clone();
+    let mut state = 12345u64;
+    let mut uniform = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    };
+    ds.positions_px.mapv_inplace(|v| v + 1.2 * uniform());
+    ds.start_positions_px = ds.positions_px.clone();
+    ds.true_positions_px = Some(truth.clone());
+    // (perturbed positions may leave the true object's frame: solve on the scan's canvas)
+    ds.object = None;
+    let rms = |a: &Array2<f64>| {
+        let d = a - &truth;
+        let mean = d.mean_axis(Axis(0)).unwrap();
+        (d.outer_iter()
+            .map(|r| (r[0] - mean[0]).powi(2) + (r[1] - mean[1]).powi(2))
+            .sum::<f64>()
+            / d.nrows() as f64)
+            .sqrt()
+    };
+    let mut solver = cpu(IterativeConfig {
+        iterations: Some(150),
+        ..IterativeConfig::epie()
+    });
+    solver.positions.refine = true;
+    let out = reconstruct_iterative(&ds, &solver, &mut |_| {})?;
+    let corrected = out.positions_px.as_ref().unwrap();
+    let (before, after) = (rms(&ds.positions_px), rms(corrected));
+    assert!(after < 0.5 * before, "RMS error {before:.3} → {after:.3} px");
+    // the summary reports the same numbers
+    let p = out
+        .reconstruction
+        .metadata
+        .solver
+        .as_ref()
+        .unwrap()
+        .positions
+        .as_ref()
+        .unwrap();
+    let t = p.truth.unwrap();
+    assert!((t.rms_given_offset_removed_px - before).abs() < 1e-9);
+    assert!((t.rms_corrected_offset_removed_px - after).abs() < 1e-9);
+    assert!(p.rms_move_px.len() == 150 - solver.positions.start_iteration + 1);
+
+    // the CLI writes the corrected positions and records the settings
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data.npz");
+    ptycho_workbench::data::write_npz(&ds, &data)?;
+    let out_path = dir.path().join("rec.npz");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_ptycho"))
+        .args([
+            "reconstruct",
+            "--device",
+            "cpu",
+            "--iterations",
+            "8",
+            "--refine-positions",
+        ])
+        .args([
+            "--positions-start",
+            "2",
+            "--probe-modes",
+            "2",
+            "--refine-probe",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out_path)
+        .output()?;
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let x = common::f64s(&common::npz_member(&out_path, "xcoords"));
+    assert_eq!(x.len(), ds.n_images());
+    assert!(
+        x.iter()
+            .zip(ds.positions_px.column(0))
+            .any(|(a, b)| (a - b).abs() > 1e-3)
+    );
+    assert_eq!(common::npz_member(&out_path, "probe_modes").shape, vec![2, 32, 32]);
+    let meta = common::npz_member(&out_path, "_metadata");
+    let text = match &meta.data {
+        ptycho_workbench::data::npy::NpyData::Str(s) => s[0].clone(),
+        _ => panic!("metadata is a string"),
+    };
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    assert_eq!(json["solver"]["config"]["positions"]["refine"], true);
+    assert_eq!(json["solver"]["probe_modes"], 2);
+    Ok(())
+}
+
+#[test]
+fn masked_measurements_do_not_pull_the_fit() -> TestResult {
+    common::init();
+    let clean = dense_noise_free(4);
+    // twenty measurements spoiled by a far too large value (a hot pixel,
+    // a saturated readout that wrapped)
+    let mut spoiled = clean.clone();
+    let big = clean.diffraction.iter().fold(0f32, |m, &v| m.max(v)) * 30.0;
+    for k in 0..20 {
+        spoiled.diffraction[(k * 7 % clean.n_images(), 3 + k % 5, 20 + k % 7)] = big;
+    }
+    let object_error = |ds: &Dataset, mask: bool| {
+        let mut cfg = cpu(IterativeConfig {
+            iterations: Some(30),
+            ..IterativeConfig::epie()
+        });
+        cfg.mask.enabled = mask;
+        cfg.mask.saturation_counts = Some(0.5 * (big as f64).powi(2));
+        let out = reconstruct_iterative(ds, &cfg, &mut |_| {}).unwrap();
+        let summary = out.reconstruction.metadata.solver.clone().unwrap();
+        let e = ptycho_workbench::recon::iterative::object_error(
+            &out.reconstruction.object,
+            clean.object.as_ref().unwrap(),
+            &clean.positions_px,
+            clean.patch_size(),
+        )
+        .unwrap();
+        (e, summary.defects.map(|d| d.saturated_values))
+    };
+    let (reference, _) = object_error(&clean, true);
+    let (masked, found) = object_error(&spoiled, true);
+    let (unmasked, none) = object_error(&spoiled, false);
+    assert_eq!((found, none), (Some(20), None));
+    assert!(
+        masked < 1.1 * reference + 1e-3,
+        "masked {masked:.4} vs clean {reference:.4}"
+    );
+    assert!(unmasked > 1.5 * masked, "unmasked {unmasked:.4} vs masked {masked:.4}");
+    Ok(())
+}
