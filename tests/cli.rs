@@ -5,14 +5,6 @@ use std::process::Command;
 
 use common::*;
 
-fn ptycho(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ptycho"))
-        .args(args)
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("ptycho runs")
-}
-
 /// A small noisy dataset (N = 32, 96² object, 4 px raster) for training runs.
 fn simulate_small(out: &str, seed: &str) {
     let out = ptycho(&[

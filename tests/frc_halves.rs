@@ -5,9 +5,8 @@
 mod common;
 
 use std::f64::consts::PI;
-use std::process::Command;
 
-use common::TestResult;
+use common::{TestResult, ptycho};
 use ndarray::Array2;
 use num_complex::{Complex32, Complex64};
 use ptycho_workbench::data::npy::{self, NpyData};
@@ -420,14 +419,6 @@ fn write_recon(path: &std::path::Path, object: &Array2<Complex32>, coverage: &Ar
     let cur = npy::write_npz(std::io::Cursor::new(Vec::new()), &members)?;
     std::fs::write(path, cur.into_inner())?;
     Ok(())
-}
-
-fn ptycho(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ptycho"))
-        .args(args)
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("ptycho runs")
 }
 
 #[test]

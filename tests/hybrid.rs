@@ -431,14 +431,6 @@ fn test_time_training_lowers_the_physics_loss_on_the_scan_it_reconstructs() -> T
     Ok(())
 }
 
-fn ptycho(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_ptycho"))
-        .args(args)
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("runs")
-}
-
 fn ok(out: &std::process::Output) {
     assert!(
         out.status.success(),

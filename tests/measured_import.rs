@@ -3,9 +3,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use common::TestResult;
+use common::{TestResult, ptycho};
 use ndarray::{Array1, Array2, Array3, s};
 use num_complex::Complex32;
 use ptycho_workbench::data::inspect::inspect;
@@ -14,13 +13,6 @@ use ptycho_workbench::data::tike::{MARGIN_PX, import_tike_file, read_raw_tike};
 use ptycho_workbench::data::{Dataset, Metadata, import_tike, read_npz, write_npz};
 
 const N: usize = 32;
-
-fn ptycho(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ptycho"))
-        .args(args)
-        .output()
-        .expect("ptycho runs")
-}
 
 /// The raw tike arrays of the hand-made case: 3 patterns of 32×32, 2 modes.
 struct Case {

@@ -168,27 +168,24 @@ fn position_correction_moves_perturbed_positions_towards_the_true_ones() -> Test
     let data = dir.path().join("data.npz");
     ptycho_workbench::data::write_npz(&ds, &data)?;
     let out_path = dir.path().join("rec.npz");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_ptycho"))
-        .args([
-            "reconstruct",
-            "--device",
-            "cpu",
-            "--iterations",
-            "8",
-            "--refine-positions",
-        ])
-        .args([
-            "--positions-start",
-            "2",
-            "--probe-modes",
-            "2",
-            "--refine-probe",
-            "--data",
-        ])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out_path)
-        .output()?;
+    let (data_arg, out_arg) = (data.to_string_lossy(), out_path.to_string_lossy());
+    let status = common::ptycho(&[
+        "reconstruct",
+        "--device",
+        "cpu",
+        "--iterations",
+        "8",
+        "--refine-positions",
+        "--positions-start",
+        "2",
+        "--probe-modes",
+        "2",
+        "--refine-probe",
+        "--data",
+        &data_arg,
+        "--out",
+        &out_arg,
+    ]);
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     let x = common::f64s(&common::npz_member(&out_path, "xcoords"));
     assert_eq!(x.len(), ds.n_images());

@@ -473,14 +473,6 @@ fn small_dataset() -> Dataset {
     simulate_on(&cfg, Device::Cpu).expect("simulates")
 }
 
-fn ptycho(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ptycho"))
-        .args(args)
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("ptycho runs")
-}
-
 /// The CLI failed as a user should see it: status 1, one `error:` line.
 fn assert_cli_error(out: &Output, what: &str) -> String {
     assert_eq!(out.status.signal(), None, "{what}: killed by a signal");

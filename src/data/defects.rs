@@ -30,6 +30,31 @@ pub struct DefectSummary {
     pub max_count: f64,
 }
 
+/// Relative tolerance of "at or above the threshold": counts come back from
+/// float32 amplitudes as `(s·X)²`, up to two float32 ulps off (65535 may
+/// read 65534.99), and a threshold equal to a count must catch it.
+pub const COUNT_RTOL: f64 = 2.5e-7;
+
+/// Whether `count` is at or above `threshold` (within [`COUNT_RTOL`]).
+pub fn saturated(count: f32, threshold: f64) -> bool {
+    count as f64 >= threshold * (1.0 - COUNT_RTOL)
+}
+
+/// The saturation threshold and how it was chosen: `given` when there is
+/// one, else [`auto_saturation_counts`] of the largest count, else none.
+pub fn saturation_threshold(given: Option<f64>, max_count: f64) -> (Option<f64>, String) {
+    match given {
+        Some(t) => (Some(t), "given".to_string()),
+        None => match auto_saturation_counts(max_count) {
+            Some((t, rule)) => (Some(t), rule),
+            None => (
+                None,
+                "none: the largest count is not near a register's ceiling".to_string(),
+            ),
+        },
+    }
+}
+
 /// The counts `(s·X)²` of a dataset (`s` its intensity scale, 1 when not
 /// recorded), `[n, N, N]`.
 pub fn counts(ds: &Dataset) -> Array3<f32> {
@@ -99,8 +124,7 @@ pub fn defect_mask(ds: &Dataset, saturation_counts: Option<f64>, dead: bool) -> 
     let mut fitted = Array3::from_elem(counts.dim(), true);
     for (mut keep, pattern) in fitted.outer_iter_mut().zip(counts.outer_iter()) {
         for ((k, &c), &d) in keep.iter_mut().zip(pattern.iter()).zip(dead_map.iter()) {
-            // counts read back from float32 amplitudes can sit an ulp low
-            let saturated = threshold.is_some_and(|t| c as f64 >= t * (1.0 - 1e-6));
+            let saturated = threshold.is_some_and(|t| saturated(c, t));
             saturated_values += saturated as usize;
             *k = !(saturated || d);
         }

@@ -36,10 +36,6 @@ pub const PILE_MIN_PIXELS: usize = 3;
 pub const PILE_MIN_COUNT: f64 = 100.0;
 /// Zero pixels listed by position (all are counted).
 const LISTED_ZERO: usize = 10;
-/// Relative tolerance of "at or above the threshold": counts come back from
-/// float32 amplitudes as `(s·X)²`, up to two float32 ulps off (65535 may
-/// read 65534.99), and a threshold equal to a count must catch it.
-const COUNT_RTOL: f64 = 2.5e-7;
 
 /// Mean, smallest and largest of a quantity over the patterns.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
@@ -173,23 +169,14 @@ pub fn inspect(ds: &Dataset, saturation_counts: Option<f64>) -> Result<Inspectio
     };
     let values_at_max = counts.iter().filter(|&&c| c == max).count();
 
-    let (threshold, rule) = match saturation_counts {
-        Some(t) => (Some(t), "given".to_string()),
-        None => match defects::auto_saturation_counts(max as f64) {
-            Some((t, rule)) => (Some(t), rule),
-            None => (
-                None,
-                "none: the largest count is not near a register's ceiling".to_string(),
-            ),
-        },
-    };
+    let (threshold, rule) = defects::saturation_threshold(saturation_counts, max as f64);
     let mut hit = Array2::<bool>::from_elem((big_n, big_n), false);
     let (mut values, mut patterns) = (0, 0);
-    if let Some(t) = threshold.map(|t| t * (1.0 - COUNT_RTOL)) {
+    if let Some(t) = threshold {
         for p in counts.outer_iter() {
             let before = values;
             for ((r, c), &v) in p.indexed_iter() {
-                if v as f64 >= t {
+                if defects::saturated(v, t) {
                     values += 1;
                     hit[[r, c]] = true;
                 }

@@ -95,6 +95,19 @@ impl NpyData {
             _ => return None,
         })
     }
+
+    /// Complex numbers (complex64, or complex128 narrowed) as complex64,
+    /// taking the values; `Err(self)` for any other dtype.
+    pub fn into_complex32(self) -> std::result::Result<Vec<Complex32>, NpyData> {
+        match self {
+            NpyData::C64(v) => Ok(v),
+            NpyData::C128(v) => Ok(v
+                .into_iter()
+                .map(|c| Complex32::new(c.re as f32, c.im as f32))
+                .collect()),
+            other => Err(other),
+        }
+    }
 }
 
 /// Element types that can be written.

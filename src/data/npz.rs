@@ -183,13 +183,9 @@ impl Members<'_> {
 
     fn complex(&mut self, key: &str) -> Result<Option<(Vec<usize>, Vec<Complex32>)>> {
         let Some(a) = self.take(key) else { return Ok(None) };
-        let v = match a.data {
-            NpyData::C64(v) => v,
-            NpyData::C128(v) => v
-                .into_iter()
-                .map(|c| Complex32::new(c.re as f32, c.im as f32))
-                .collect(),
-            other => match other.to_f64() {
+        let v = match a.data.into_complex32() {
+            Ok(v) => v,
+            Err(other) => match other.to_f64() {
                 Some(r) => r.into_iter().map(|x| Complex32::new(x as f32, 0.0)).collect(),
                 None => return Err(self.err(format!("`{key}` has dtype {}, expected complex64", other.dtype_name()))),
             },

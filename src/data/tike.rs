@@ -175,21 +175,15 @@ pub fn read_raw_tike(path: &Path) -> Result<RawTike> {
             format!("`probe`: expected [K, N, N] modes, got shape {:?}", probe.shape),
         )
     })?;
-    let pvalues: Vec<Complex32> = match probe.data {
-        NpyData::C64(v) => v,
-        NpyData::C128(v) => {
-            notes.push("`probe` complex128 → complex64".into());
-            v.into_iter()
-                .map(|c| Complex32::new(c.re as f32, c.im as f32))
-                .collect()
-        }
-        other => {
-            return Err(Error::format(
-                path,
-                format!("`probe`: expected complex modes, got dtype {}", other.dtype_name()),
-            ));
-        }
-    };
+    if matches!(probe.data, NpyData::C128(_)) {
+        notes.push("`probe` complex128 → complex64".into());
+    }
+    let pvalues: Vec<Complex32> = probe.data.into_complex32().map_err(|other| {
+        Error::format(
+            path,
+            format!("`probe`: expected complex modes, got dtype {}", other.dtype_name()),
+        )
+    })?;
     let probe = ArrayD::from_shape_vec(pshape, pvalues)
         .expect("sizes agree")
         .into_dimensionality::<Ix3>()

@@ -8,6 +8,16 @@ use ptycho_workbench::simulate::SimConfig;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// Runs the `ptycho` binary as a user would (OpenMP on one thread: tests
+/// run in parallel on 2-core machines).
+pub fn ptycho(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ptycho"))
+        .args(args)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("ptycho runs")
+}
+
 /// Pins libtorch to one thread (2-core machines, tests run in parallel).
 pub fn init() {
     tch::set_num_threads(1);

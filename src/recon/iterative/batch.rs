@@ -147,7 +147,7 @@ impl Forward {
         let amplitude = if spectrum.size()[1] == 1 {
             modulus(&spectrum.squeeze_dim(1))
         } else {
-            power(&spectrum).sum_dim_intlist(1, false, None::<Kind>).sqrt()
+            mode_power(&spectrum).sqrt()
         };
         Forward {
             probes,
@@ -161,14 +161,9 @@ impl Forward {
     /// `Σ (|Ψ̂| − A)²` over the batch's fitted pixels, a 0-d f64 tensor
     /// (stays on the device).
     pub fn amplitude_error(&self, batch: &Batch) -> Tensor {
-        let misfit = (&self.amplitude - &batch.amplitude).square();
-        if batch.masked {
-            misfit
-                .where_self(&batch.amplitude.ge(0.0), &misfit.zeros_like())
-                .sum(Kind::Double)
-        } else {
-            misfit.sum(Kind::Double)
-        }
+        batch
+            .where_fitted((&self.amplitude - &batch.amplitude).square(), 0.0)
+            .sum(Kind::Double)
     }
 
     /// `A/|Ψ̂|` where the batch is fitted, 1 (no change) where it is masked.
@@ -193,18 +188,18 @@ impl Forward {
     /// `Σ_k |P_k|²` as each position sees it: `[N, N]`, or `[B, N, N]` with
     /// sub-pixel shifts.
     pub fn probe_power(&self) -> Tensor {
-        probe_power(&self.probes)
+        mode_power(&self.probes)
     }
 }
 
-/// `Σ_k |P_k|²` over the mode axis (the second last but one) of probes
-/// `[K, N, N]` or `[B, K, N, N]`.
-pub(crate) fn probe_power(probes: &Tensor) -> Tensor {
-    let axis = probes.dim() as i64 - 3;
-    if probes.size()[axis as usize] == 1 {
-        modulus(&probes.squeeze_dim(axis)).square()
+/// `Σ_k |z_k|²` over the mode axis (third from last) of `[K, N, N]` or
+/// `[B, K, N, N]` fields (probe modes, their far fields).
+pub(crate) fn mode_power(z: &Tensor) -> Tensor {
+    let axis = z.dim() as i64 - 3;
+    if z.size()[axis as usize] == 1 {
+        modulus(&z.squeeze_dim(axis)).square()
     } else {
-        power(probes).sum_dim_intlist(axis, false, None::<Kind>)
+        power(z).sum_dim_intlist(axis, false, None::<Kind>)
     }
 }
 
@@ -221,6 +216,15 @@ pub(crate) fn sum_modes(values: &Tensor) -> Tensor {
 /// `|z|²` (real), one pass over the real view.
 pub(crate) fn power(z: &Tensor) -> Tensor {
     z.view_as_real().square().sum_dim_intlist(-1, false, None::<Kind>)
+}
+
+/// What a solver step returns.
+pub(crate) struct Step {
+    /// `Σ (|Ψ̂| − A)²` over the batch's fitted pixels (0-d f64, on the device).
+    pub error: Tensor,
+    /// Each position's estimated shift `[B, 2]` `(δx, δy)` px (f32, on the
+    /// device), when position correction asked for it.
+    pub shift: Option<Tensor>,
 }
 
 /// `|z|` in two passes over the real view (libtorch's complex `abs` is
@@ -265,8 +269,8 @@ pub(crate) fn normaliser(s: &Tensor, max_weight: f64) -> Tensor {
 pub(crate) fn illumination(probe: &Tensor, batch: &Batch, len: i64) -> Tensor {
     let n = probe.size()[1];
     let p2 = match &batch.shifts {
-        None => probe_power(probe).unsqueeze(0).expand([batch.size, n, n], false),
-        Some(s) => probe_power(&shifted_probes(probe, s)),
+        None => mode_power(probe).unsqueeze(0).expand([batch.size, n, n], false),
+        Some(s) => mode_power(&shifted_probes(probe, s)),
     };
     scatter(&p2, batch, len)
 }

@@ -18,11 +18,12 @@
 //! batch (a "simultaneous" update) lets one FFT call serve many positions;
 //! positions that overlap within a batch share the normaliser `S`, so their
 //! updates are averaged where they overlap rather than added.
-use tch::{Device, Tensor};
+use tch::Device;
 
 use super::auto::SolverSettings;
 use super::batch::{
-    Batch, Forward, State, WindowSums, add_at_windows, normaliser, probe_frame_power, probe_frame_sum, scale_complex,
+    Batch, Forward, State, Step, WindowSums, add_at_windows, normaliser, probe_frame_power, probe_frame_sum,
+    scale_complex,
 };
 use super::config::IterativeConfig;
 use super::positions::position_shifts;
@@ -69,13 +70,4 @@ impl Epie {
         }
         Step { error, shift }
     }
-}
-
-/// What a solver step returns.
-pub(crate) struct Step {
-    /// `Σ (|Ψ̂| − A)²` over the batch's fitted pixels (0-d f64, on the device).
-    pub error: Tensor,
-    /// Each position's estimated shift `[B, 2]` `(δx, δy)` px (f32, on the
-    /// device), when position correction asked for it.
-    pub shift: Option<Tensor>,
 }

@@ -25,11 +25,10 @@ use tch::{Kind, Tensor};
 
 use super::auto::SolverSettings;
 use super::batch::{
-    Batch, Forward, State, WindowSums, add_at_windows, norm_sqr, normaliser, probe_frame_power, probe_frame_sum,
+    Batch, Forward, State, Step, WindowSums, add_at_windows, norm_sqr, normaliser, probe_frame_power, probe_frame_sum,
     real_inner, scale_complex, scatter, shifted_probes,
 };
 use super::config::{GradientConfig, IterativeConfig, Loss, Optimizer};
-use super::epie::Step;
 use super::positions::position_shifts;
 
 const MAX_STEP: f64 = 10.0;

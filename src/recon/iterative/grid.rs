@@ -55,7 +55,8 @@ impl ScanGrid {
                 format!("{:?}", positions_px.shape()),
             ));
         }
-        let origins = window_origins(positions_px, n)?;
+        let windows = Windows::of(positions_px, n)?;
+        let origins = &windows.origins;
         let min_r = origins.iter().map(|o| o.0).min().expect("non-empty");
         let min_c = origins.iter().map(|o| o.1).min().expect("non-empty");
         let max_r = origins.iter().map(|o| o.0).max().expect("non-empty");
@@ -85,7 +86,7 @@ impl ScanGrid {
             max_rounding_px: 0.0,
             remainders: Tensor::zeros([0], (Kind::Float, device)),
         };
-        grid.move_to(positions_px)?;
+        grid.place(&windows)?;
         Ok(grid)
     }
 
@@ -113,9 +114,15 @@ impl ScanGrid {
                 format!("{:?}", positions_px.shape()),
             ));
         }
-        let origins = window_origins(positions_px, n)?;
-        let mut starts = Vec::with_capacity(origins.len());
-        for (k, &(r, c)) in origins.iter().enumerate() {
+        self.place(&Windows::of(positions_px, n)?)
+    }
+
+    /// Sets the flat window indices and remainders of `windows`, checking
+    /// that every window lies inside the padded grid.
+    fn place(&mut self, windows: &Windows) -> Result<()> {
+        let n = self.n;
+        let mut starts = Vec::with_capacity(windows.origins.len());
+        for (k, &(r, c)) in windows.origins.iter().enumerate() {
             let (r, c) = (r + self.top, c + self.left);
             if r < 0 || c < 0 || r + n > self.padded_h || c + n > self.padded_w {
                 return Err(Error::value(
@@ -129,16 +136,8 @@ impl ScanGrid {
         let offsets = Tensor::arange(n, (Kind::Int64, device));
         let window = (offsets.view([n, 1]) * self.padded_w + offsets.view([1, n])).view([1, n * n]);
         self.indices = Tensor::from_slice(&starts).to_device(device).view([-1, 1]) + window;
-        let mut remainders = Vec::with_capacity(2 * positions_px.nrows());
-        let mut max_rounding_px = 0f64;
-        for p in positions_px.outer_iter() {
-            let (x, y) = (p[0], p[1]);
-            let (rx, ry) = (x.round(), y.round());
-            max_rounding_px = max_rounding_px.max((x - rx).abs()).max((y - ry).abs());
-            remainders.extend([(y - ry) as f32, (x - rx) as f32]);
-        }
-        self.max_rounding_px = max_rounding_px;
-        self.remainders = Tensor::from_slice(&remainders).view([-1, 2]).to_device(device);
+        self.max_rounding_px = windows.max_rounding_px;
+        self.remainders = Tensor::from_slice(&windows.remainders).view([-1, 2]).to_device(device);
         Ok(())
     }
 
@@ -166,19 +165,34 @@ impl ScanGrid {
     }
 }
 
-/// Each position's window origin `(row, column)` on the output grid: the
-/// position rounded to the nearest pixel, minus N/2.
-fn window_origins(positions_px: &Array2<f64>, n: i64) -> Result<Vec<(i64, i64)>> {
-    positions_px
-        .outer_iter()
-        .map(|p| {
+/// Where each position's window sits: its origin `(row, column)` on the
+/// output grid (the position rounded to the nearest pixel, minus N/2), the
+/// remainders `(δy, δx)` of the rounding, and the largest of them.
+struct Windows {
+    origins: Vec<(i64, i64)>,
+    remainders: Vec<f32>,
+    max_rounding_px: f64,
+}
+
+impl Windows {
+    fn of(positions_px: &Array2<f64>, n: i64) -> Result<Windows> {
+        let mut w = Windows {
+            origins: Vec::with_capacity(positions_px.nrows()),
+            remainders: Vec::with_capacity(2 * positions_px.nrows()),
+            max_rounding_px: 0.0,
+        };
+        for p in positions_px.outer_iter() {
             let (x, y) = (p[0], p[1]);
             if !(x.is_finite() && y.is_finite()) || x.abs() > 1e7 || y.abs() > 1e7 {
                 return Err(Error::value("positions", format!("position ({x}, {y}) is not usable")));
             }
-            Ok((y.round() as i64 - n / 2, x.round() as i64 - n / 2))
-        })
-        .collect()
+            let (rx, ry) = (x.round(), y.round());
+            w.max_rounding_px = w.max_rounding_px.max((x - rx).abs()).max((y - ry).abs());
+            w.remainders.extend([(y - ry) as f32, (x - rx) as f32]);
+            w.origins.push((ry as i64 - n / 2, rx as i64 - n / 2));
+        }
+        Ok(w)
+    }
 }
 
 #[cfg(test)]

@@ -312,18 +312,13 @@ pub fn reconstruct_iterative_snapshots(
         None => canvas_shape(&ds.positions_px, n as usize),
     };
     let refine_positions = cfg.positions.refine;
-    let mut grid = if refine_positions {
-        ScanGrid::with_margin(
-            &ds.positions_px,
-            n,
-            h as i64,
-            w as i64,
-            cfg.positions.margin_px as i64,
-            device,
-        )?
+    // room for the positions to move into when they are corrected
+    let margin_px = if refine_positions {
+        cfg.positions.margin_px as i64
     } else {
-        ScanGrid::new(&ds.positions_px, n, h as i64, w as i64, device)?
+        0
     };
+    let mut grid = ScanGrid::with_margin(&ds.positions_px, n, h as i64, w as i64, margin_px, device)?;
     let len = grid.len();
     // shift the probe only where some position is (or may move) off the pixel grid
     let subpixel = cfg.subpixel && (grid.max_rounding_px > 1e-6 || refine_positions);
@@ -333,13 +328,7 @@ pub fn reconstruct_iterative_snapshots(
         return Err(Error::value("diffraction", "is zero everywhere: nothing to fit"));
     }
     let modulation = shift_modulation(n, n, device);
-    let given_modes = match init.and_then(|i| i.probe.as_ref()) {
-        Some(p) => {
-            check_init_array("init probe", p, [n as usize, n as usize])?;
-            p.clone().insert_axis(ndarray::Axis(0))
-        }
-        None => ds.probe_modes(),
-    };
+    let given_modes = probe_modes_of(ds, init.and_then(|i| i.probe.as_ref()), "init probe")?;
     let mode_count = cfg.probe_modes.unwrap_or(given_modes.shape()[0]);
     let (modes, added_modes) = super::modes::probe_modes(&given_modes, mode_count, cfg.new_mode_power)?;
     let probe = crate::array::c64_to_tensor(&modes, device);
@@ -567,6 +556,19 @@ fn position_chunks<'a>(
     })
 }
 
+/// The probe modes `[K, N, N]` a solver pass uses: `given` (one mode,
+/// checked as `what`) or the dataset's.
+fn probe_modes_of(ds: &Dataset, given: Option<&Array2<Complex32>>, what: &str) -> Result<Array3<Complex32>> {
+    match given {
+        Some(p) => {
+            let n = ds.patch_size();
+            check_init_array(what, p, [n, n])?;
+            Ok(p.clone().insert_axis(ndarray::Axis(0)))
+        }
+        None => Ok(ds.probe_modes()),
+    }
+}
+
 fn check_init_array(what: &str, a: &Array2<Complex32>, shape: [usize; 2]) -> Result<()> {
     if a.shape() != shape {
         return Err(Error::shape(what, format!("{shape:?}"), format!("{:?}", a.shape())));
@@ -624,7 +626,7 @@ enum Solver {
     Gradient(Box<Gradient>),
 }
 
-/// How well `object` (with `probe`, else the dataset's) explains the
+/// How well `object` (with `probe`, else the dataset's probe modes) explains the
 /// patterns of `ds`: `Σ (a·|F(P·O_k)| − A_k)² / Σ A_k²` over every position
 /// and pixel, with the one scale `a ≥ 0` that fits best (a network's
 /// object is known only up to its intensity scale). The forward model is
@@ -684,13 +686,7 @@ pub fn pattern_misfit(
     }
     let _guard = tch::no_grad_guard();
     let grid = ScanGrid::new(&ds.positions_px, n, h as i64, w as i64, device)?;
-    let probe = match probe {
-        Some(p) => {
-            check_init_array("probe", p, [n as usize, n as usize])?;
-            crate::array::c64_to_tensor(p, device)
-        }
-        None => ds.probe_tensor(device),
-    };
+    let probe = crate::array::c64_to_tensor(&probe_modes_of(ds, probe, "probe")?, device);
     let state = State {
         object: grid.embed(&crate::array::c64_to_tensor(object, device), 1.0),
         probe: &probe * shift_modulation(n, n, device),
