@@ -5,7 +5,7 @@ export OMP_WAIT_POLICY ?= passive
 CARGO ?= cargo
 DEMO_DIR ?= out/demo
 
-.PHONY: setup demo test fmt lint unit notebooks slurm pack bench quality fixtures measured-data
+.PHONY: setup demo test fmt lint unit notebooks slurm pack bench quality fixtures measured-data measured-data-ci
 
 setup:
 	@bash scripts/setup.sh
@@ -18,7 +18,7 @@ demo:
 	@PTYCHO_SKIP_NOTEBOOKS=1 bash scripts/setup.sh
 	$(CARGO) run --release --quiet --bin ptycho -- demo --out $(DEMO_DIR)
 
-test: setup fmt lint unit notebooks slurm pack
+test: setup fmt lint measured-data-ci unit notebooks slurm pack
 
 fmt:
 	$(CARGO) fmt --check
@@ -69,6 +69,13 @@ quality: setup
 measured-data: setup
 	$(CARGO) build --release --bin ptycho
 	bash scripts/fetch_measured_data.sh
+
+# The same for `make test` (its tests and notebook 05 read the scans), imported
+# by the debug build the tests build anyway.
+measured-data-ci: setup
+	@if [[ ! -f data/measured/siemens_star.npz || ! -f data/measured/cnm247.npz ]]; then \
+		$(CARGO) build --quiet --bin ptycho && PTYCHO_BIN=target/debug/ptycho bash scripts/fetch_measured_data.sh; \
+	else bash scripts/fetch_measured_data.sh; fi
 
 # Regenerate the small test fixtures (numpy/scipy/h5py references).
 fixtures: setup

@@ -24,7 +24,8 @@ SDIST_SHA256=e6a89bfb8e62ff77e01ca2cef4384898b1208f541652a5449dc0c61781006a19
 SIEMENS=tike-0.26.0/tests/data/siemens-star-small.npz.bz2
 CNM247=tike-0.26.0/tests/data/position-error-247.pickle.bz2
 PY=.venv/bin/python
-BIN=target/release/ptycho
+# the ptycho binary that imports (CI passes its debug build)
+BIN=${PTYCHO_BIN:-target/release/ptycho}
 
 say() { printf 'fetch_measured_data: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -59,6 +60,7 @@ trap 'rm -rf "$WORK"' EXIT
 tar -xzf "$CACHE/$SDIST" -C "$WORK" "$SIEMENS" "$CNM247" || die "could not extract the two members from $SDIST"
 
 if [[ ! -x $BIN ]]; then
+    [[ $BIN == target/release/ptycho ]] || die "$BIN is missing"
     say "building $BIN"
     cargo build --release --quiet --bin ptycho
 fi

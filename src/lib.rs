@@ -61,11 +61,12 @@ pub mod prelude {
         read_product, write_npz, write_product,
     };
     pub use crate::error::{Error, Result};
-    pub use crate::metrics::{AlignConfig, Comparison, compare_objects, metrics_table};
+    pub use crate::metrics::{AlignConfig, Comparison, HalfSetConfig, compare_objects, metrics_table};
     pub use crate::model::{ModelConfig, ModelKind};
     pub use crate::plot::{self, Figure, Table};
     pub use crate::recon::iterative::{IterativeConfig, reconstruct_iterative};
-    pub use crate::recon::{ReconConfig, Reconstruction, write_recon_npz};
+    pub use crate::recon::{ReconConfig, Reconstruction, interleaved_halves, write_recon_npz};
+    pub use crate::resolution::frc_halves;
     pub use crate::simulate::{ObjectKind, ProbeKind, ScanKind, SimConfig, simulate, simulate_on};
     pub use crate::train::{LineObserver, TrainConfig, Trainer};
 }

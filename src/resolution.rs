@@ -5,6 +5,8 @@
 //! every file atomically.
 use std::path::{Path, PathBuf};
 
+use ndarray::{ArrayView2, s};
+use num_complex::Complex32;
 use polars::prelude::{Column, CsvWriter, DataFrame, SerWriter};
 use serde::Serialize;
 
@@ -12,20 +14,15 @@ use crate::data::atomic::write_bytes_atomic;
 use crate::data::product::read_recon_file;
 use crate::error::{Error, Result};
 use crate::metrics::{HalfSetAlignment, HalfSetConfig, HalfSetFrc, Resolution, half_set_frc};
+use crate::recon::Reconstruction;
 
 /// Reads both reconstruction NPZ files (`object`, and `coverage` when
-/// present: ours always has it) and measures their half-set FRC with `cfg`.
+/// present: ours always has it) and measures their half-set FRC with `cfg`
+/// ([`frc_halves_views`]).
 pub fn frc_halves_files(a: &Path, b: &Path, cfg: &HalfSetConfig) -> Result<HalfSetFrc> {
     let ra = read_recon_file(a)?;
     let rb = read_recon_file(b)?;
-    if ra.object.dim() != rb.object.dim() {
-        return Err(Error::shape(
-            format!("object of {}", b.display()),
-            format!("{:?} (the object of {})", ra.object.shape(), a.display()),
-            format!("{:?}", rb.object.shape()),
-        ));
-    }
-    half_set_frc(
+    frc_halves_views(
         ra.object.view(),
         ra.coverage.as_ref().map(|c| c.view()),
         rb.object.view(),
@@ -33,6 +30,56 @@ pub fn frc_halves_files(a: &Path, b: &Path, cfg: &HalfSetConfig) -> Result<HalfS
         cfg,
     )
 }
+
+/// The half-set FRC of two reconstructions of interleaved halves of one
+/// scan (in a notebook: the solvers' [`Reconstruction`]s), with `cfg`.
+pub fn frc_halves(a: &Reconstruction, b: &Reconstruction, cfg: &HalfSetConfig) -> Result<HalfSetFrc> {
+    frc_halves_views(
+        a.object.view(),
+        Some(a.coverage.view()),
+        b.object.view(),
+        Some(b.coverage.view()),
+        cfg,
+    )
+}
+
+/// [`half_set_frc`] of two halves' objects and coverages. Two halves of one
+/// scan reconstructed separately can get canvases a pixel or two apart
+/// (each half's canvas reaches its own outermost position), but both start
+/// at the frame's origin ([`crate::data::product::canvas_shape`]), so they
+/// are compared on their common top-left extent. Canvases further apart
+/// than [`MAX_CANVAS_MISMATCH_PX`] are not halves of one scan: an error.
+pub fn frc_halves_views(
+    a: ArrayView2<'_, Complex32>,
+    coverage_a: Option<ArrayView2<'_, f32>>,
+    b: ArrayView2<'_, Complex32>,
+    coverage_b: Option<ArrayView2<'_, f32>>,
+    cfg: &HalfSetConfig,
+) -> Result<HalfSetFrc> {
+    let (ha, wa) = a.dim();
+    let (hb, wb) = b.dim();
+    if ha.abs_diff(hb) > MAX_CANVAS_MISMATCH_PX || wa.abs_diff(wb) > MAX_CANVAS_MISMATCH_PX {
+        return Err(Error::shape(
+            "second half's object (halves of one scan share a canvas)",
+            format!("{:?} (the first half's) within {MAX_CANVAS_MISMATCH_PX} px", a.shape()),
+            format!("{:?}", b.shape()),
+        ));
+    }
+    let (h, w) = (ha.min(hb), wa.min(wb));
+    let crop = s![..h, ..w];
+    half_set_frc(
+        a.slice(crop),
+        coverage_a.map(|c| c.slice_move(crop)),
+        b.slice(crop),
+        coverage_b.map(|c| c.slice_move(crop)),
+        cfg,
+    )
+}
+
+/// The most two halves' canvases may differ by, per axis, before
+/// [`frc_halves_files`] refuses them: a half's outermost position can sit up
+/// to a scan step inside the whole scan's.
+pub const MAX_CANVAS_MISMATCH_PX: usize = 64;
 
 /// One row per ring: `ring, frequency_cycles_per_px, frc, half_bit_threshold,
 /// n_pixels`, and `frequency_per_nm` when the pixel size is known.

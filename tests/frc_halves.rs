@@ -467,6 +467,51 @@ fn cli_frc_writes_the_curve_table_and_figure() -> TestResult {
     Ok(())
 }
 
+/// Halves reconstructed separately get canvases a few pixels apart (each
+/// reaches its own outermost position) from one origin: the FRC uses their
+/// common top-left extent, so padding one half changes nothing; canvases
+/// far apart are refused.
+#[test]
+fn halves_on_canvases_a_few_pixels_apart_share_their_common_extent() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let shape = (80, 80);
+    let (a, b) = band_limited_pair(shape, 0.2);
+    let cov = coverage(shape, 6.0, 8.0, [0.0, 0.0]);
+    let (pa, pb, pwide, pfar) = (
+        dir.path().join("a.npz"),
+        dir.path().join("b.npz"),
+        dir.path().join("b_wide.npz"),
+        dir.path().join("b_far.npz"),
+    );
+    write_recon(&pa, &to_c32(&a), &cov)?;
+    write_recon(&pb, &to_c32(&b), &cov)?;
+    let pad = |rows: usize, cols: usize| {
+        let junk = noise((shape.0 + rows, shape.1 + cols), 5.0, 9);
+        let mut o = to_c32(&junk);
+        o.slice_mut(ndarray::s![..shape.0, ..shape.1]).assign(&to_c32(&b));
+        let mut c = Array2::<f32>::from_elem(o.dim(), 1.0);
+        c.slice_mut(ndarray::s![..shape.0, ..shape.1]).assign(&cov);
+        (o, c)
+    };
+    let (wide, wide_cov) = pad(2, 3);
+    write_recon(&pwide, &wide, &wide_cov)?;
+    let (far, far_cov) = pad(100, 0);
+    write_recon(&pfar, &far, &far_cov)?;
+    let frc = |b: &std::path::Path| ptycho(&["frc", pa.to_str().unwrap(), b.to_str().unwrap(), "--json"]);
+    let (same, padded) = (frc(&pb), frc(&pwide));
+    assert!(same.status.success(), "{}", String::from_utf8_lossy(&same.stderr));
+    assert!(padded.status.success(), "{}", String::from_utf8_lossy(&padded.stderr));
+    let same: serde_json::Value = serde_json::from_slice(&same.stdout)?;
+    let padded: serde_json::Value = serde_json::from_slice(&padded.stdout)?;
+    assert_eq!(same["half_bit"], padded["half_bit"]);
+    assert_eq!(same["one_seventh"], padded["one_seventh"]);
+    let refused = frc(&pfar);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("share a canvas"), "{err}");
+    Ok(())
+}
+
 #[test]
 fn cli_compare_against_a_reference_reconstruction() -> TestResult {
     let dir = tempfile::tempdir()?;

@@ -622,3 +622,38 @@ fn notebook_tables_and_the_history_file_round_trip() -> TestResult {
     assert_eq!(ds.plot()?.to_png()?.len(), plot::dataset_overview(&ds)?.to_png()?.len());
     Ok(())
 }
+
+#[test]
+fn probe_modes_are_titled_with_their_power_shares() -> TestResult {
+    // powers 9 : 3 : 1 (constant modes of amplitude 3, √3, 1): 69.2 %, 23.1 %, 7.7 %
+    let n = 16;
+    let mut modes = ndarray::Array3::<Complex32>::zeros((3, n, n));
+    for (k, a) in [3.0f32, 3f32.sqrt(), 1.0].iter().enumerate() {
+        modes.index_axis_mut(ndarray::Axis(0), k).fill(Complex32::new(0.0, *a));
+    }
+    let fig = plot::probe_modes(&modes)?;
+    assert_eq!(fig.grid(), (1, 3));
+    check_figure(&fig, &["mode 1: 69.2 %", "mode 2: 23.1 %", "mode 3: 7.7 %"])?;
+    assert!(plot::probe_modes(&ndarray::Array3::zeros((0, n, n))).is_err());
+    Ok(())
+}
+
+#[test]
+fn position_corrections_draw_arrows_and_what_is_left() -> TestResult {
+    let given = ndarray::array![[10.0, 10.0], [30.0, 10.0], [20.0, 30.0]];
+    // corrected: each moved by (1, 0); truth: corrected plus (5, 5) everywhere (a common
+    // offset, invisible) and (0, 2) more for the last one
+    let corrected = &given + &ndarray::array![[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]];
+    let truth = &corrected + &ndarray::array![[5.0, 5.0], [5.0, 5.0], [5.0, 7.0]];
+    let fig = plot::position_corrections(&given, &corrected, Some(&truth))?;
+    assert_eq!(fig.grid(), (1, 2));
+    // offsets (0, 0, 2) in y less their mean 2/3: RMS = √((4/9 + 4/9 + 16/9)/3) = 0.943
+    let Some(Panel::Scan(right)) = fig.panel(0, 1) else {
+        panic!("a scan panel")
+    };
+    assert!(right.title.contains("0.943"), "{}", right.title);
+    assert_eq!(right.positions_px.len(), 6);
+    check_figure(&fig, &["given → corrected: RMS 1 px"])?;
+    assert!(plot::position_corrections(&given, &corrected.slice(ndarray::s![..2, ..]).to_owned(), None).is_err());
+    Ok(())
+}

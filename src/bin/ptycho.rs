@@ -91,6 +91,11 @@ enum Command {
         /// First iteration that moves positions (default 5).
         #[arg(long)]
         positions_start: Option<usize>,
+        /// Also search each position's best whole-pixel offset within this
+        /// many pixels (coarse to fine, every few iterations), for errors as
+        /// large as the scan's step; implies --refine-positions.
+        #[arg(long)]
+        search_radius_px: Option<usize>,
         /// Counts at or above which a measurement is not fitted: a number,
         /// `auto` (default: only when the largest count sits at a register's
         /// ceiling) or `off` (also keeps dead pixels).
@@ -1157,6 +1162,7 @@ fn run(cli: Cli) -> Result<()> {
             probe_modes,
             refine_positions,
             positions_start,
+            search_radius_px,
             saturation,
             config,
             device,
@@ -1198,6 +1204,11 @@ fn run(cli: Cli) -> Result<()> {
             cfg.positions.refine |= refine_positions;
             if let Some(k) = positions_start {
                 cfg.positions.start_iteration = k;
+            }
+            if let Some(r) = search_radius_px {
+                cfg.positions.refine = true;
+                cfg.positions.search_radius_px = r;
+                cfg.positions.margin_px = cfg.positions.margin_px.max(r);
             }
             match saturation.as_deref() {
                 None | Some("auto") => {}

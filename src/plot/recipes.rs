@@ -474,6 +474,111 @@ pub fn frc_half_set(r: &crate::metrics::HalfSetFrc) -> Result<Figure> {
     Ok(Figure::single(panel).with_size(640, 440))
 }
 
+/// Incoherent probe modes `[K, N, N]` (hue = phase, brightness =
+/// amplitude, one brightness scale for all), each titled with its share of
+/// the total power, strongest first as the solvers keep them.
+pub fn probe_modes(modes: &ndarray::Array3<Complex32>) -> Result<Figure> {
+    let k = modes.shape()[0];
+    if k == 0 || modes.is_empty() {
+        return Err(Error::value("probe modes", "there are none to plot"));
+    }
+    let powers: Vec<f64> = modes
+        .outer_iter()
+        .map(|m| m.iter().map(|v| v.norm_sqr() as f64).sum())
+        .collect();
+    let total: f64 = powers.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+    let brightest = modes.iter().map(|v| v.norm()).fold(0.0f32, f32::max);
+    let panels: Vec<Panel> = modes
+        .outer_iter()
+        .zip(&powers)
+        .enumerate()
+        .map(|(i, (m, p))| {
+            let mut panel = ComplexPanel::new(
+                format!("mode {}: {:.1} % of the power", i + 1, 100.0 * p / total),
+                m.to_owned(),
+            );
+            panel.max_amplitude = Some(brightest);
+            panel.into()
+        })
+        .collect();
+    let cols = k.min(4);
+    let rows = k.div_ceil(cols);
+    Ok(Figure::from_panels(cols, panels)
+        .with_title(format!("{k} probe mode(s)"))
+        .with_size(300 * cols as u32 + 40, 320 * rows as u32 + 40))
+}
+
+/// Position correction as arrows: a line from each given position to its
+/// corrected one; with the true positions, a second panel from each
+/// corrected position to its true one (what is left to correct), the
+/// common offset of the two sets removed (the data cannot see it).
+///
+/// # Shapes
+/// `given`, `corrected`, `truth`: `[n, 2]` `(x, y)` px
+pub fn position_corrections(
+    given: &Array2<f64>,
+    corrected: &Array2<f64>,
+    truth: Option<&Array2<f64>>,
+) -> Result<Figure> {
+    let n = given.nrows();
+    for (what, a) in [("corrected", Some(corrected)), ("true", truth)] {
+        if let Some(a) = a
+            && a.dim() != given.dim()
+        {
+            return Err(Error::shape(
+                format!("{what} positions"),
+                format!("{:?} (the given positions')", given.shape()),
+                format!("{:?}", a.shape()),
+            ));
+        }
+    }
+    if n == 0 || given.ncols() != 2 {
+        return Err(Error::shape(
+            "given positions",
+            "[n, 2] with n ≥ 1",
+            format!("{:?}", given.shape()),
+        ));
+    }
+    let rms = |a: &Array2<f64>, b: &Array2<f64>| crate::recon::iterative::rms_distance(a, b, true);
+    let arrows = |title: String, from: &Array2<f64>, to: &Array2<f64>| -> Panel {
+        let points = from.rows().into_iter().chain(to.rows()).map(|p| (p[0], p[1])).collect();
+        ScanPanel {
+            title,
+            positions_px: points,
+            footprint_radius_px: None,
+            groups: Some((0..n).map(|i| vec![i, n + i]).collect()),
+            object_size_px: None,
+        }
+        .into()
+    };
+    let mut panels = vec![arrows(
+        format!("given → corrected: RMS {} px", format_number(rms(given, corrected))),
+        given,
+        corrected,
+    )];
+    if let Some(t) = truth {
+        // the truth moved by the mean offset, so the arrows show what the data can see
+        let d = (corrected - t).mean_axis(ndarray::Axis(0)).expect("non-empty");
+        let shifted = t + &d.insert_axis(ndarray::Axis(0));
+        panels.push(arrows(
+            format!(
+                "corrected → true: RMS {} px (given: {} px)",
+                format_number(rms(corrected, t)),
+                format_number(rms(given, t))
+            ),
+            corrected,
+            &shifted,
+        ));
+    }
+    for p in &panels {
+        p.validate()?;
+    }
+    let cols = panels.len();
+    Ok(Figure::from_panels(cols, panels)
+        .with_title(format!("position correction of {n} positions"))
+        .with_size(520 * cols as u32, 500))
+}
+
 /// Grouped bars: `values[group][label]` (e.g. a metric per dose for each
 /// model), with a legend of the groups.
 pub fn metric_bars<S: AsRef<str>, T: AsRef<str>>(

@@ -23,6 +23,7 @@ mod gradient;
 mod grid;
 pub mod modes;
 pub mod positions;
+mod search;
 mod solve;
 
 pub use auto::{DataStats, SolverSettings};
@@ -31,6 +32,7 @@ pub use config::{Algorithm, EpieConfig, GradientConfig, IterativeConfig, Loss, M
 pub use positions::PositionConfig;
 pub(crate) use solve::start_object;
 pub use solve::{
-    InitSummary, IterationRecord, IterativeInit, IterativeOutcome, Misfit, SolverSummary, StopReason, data_error,
-    pattern_misfit, reconstruct_iterative, reconstruct_iterative_from, reconstruct_iterative_snapshots,
+    InitSummary, IterationRecord, IterativeInit, IterativeOutcome, Misfit, PositionErrors, PositionSummary,
+    SolverSummary, StopReason, data_error, pattern_misfit, reconstruct_iterative, reconstruct_iterative_from,
+    reconstruct_iterative_snapshots, rms_distance,
 };

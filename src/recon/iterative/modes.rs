@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 
 /// The modes `[K, N, N]` as orthogonal eigenmodes of their density,
 /// strongest first. `Σ_k |P_k|²` (the intensity each pixel sees) is kept.
+/// Modes whose density has no eigen-decomposition (NaN/∞ from a diverging
+/// step) come back unchanged: the solver's data-error check reports them.
 ///
 /// # Shapes
 /// `modes`: `[K, N, N]` complex64 → `[K, N, N]`
@@ -29,7 +31,9 @@ pub(crate) fn orthogonalize(modes: &Tensor) -> Tensor {
     let gram = m.conj_physical().matmul(&m.transpose(0, 1));
     // Hermitian up to rounding; eigh reads the lower triangle
     let gram = (&gram + gram.transpose(0, 1).conj_physical()) * 0.5;
-    let (_, vectors) = gram.linalg_eigh("L");
+    let Ok((_, vectors)) = gram.f_linalg_eigh("L") else {
+        return modes.shallow_clone();
+    };
     // eigenvalues come ascending: flip to strongest first
     let vectors = vectors.flip([1]);
     vectors
@@ -157,6 +161,14 @@ mod tests {
         Array3::from_shape_fn((k, n, n), |_| {
             Complex32::new(rng.random::<f32>() - 0.5, rng.random::<f32>() - 0.5)
         })
+    }
+
+    #[test]
+    fn modes_with_nan_come_back_unchanged_instead_of_panicking() {
+        let modes = Tensor::full([2, 4, 4], f64::NAN, (Kind::ComplexFloat, tch::Device::Cpu));
+        let out = orthogonalize(&modes);
+        assert_eq!(out.size(), [2, 4, 4]);
+        assert!(out.isnan().all().int64_value(&[]) == 1);
     }
 
     #[test]

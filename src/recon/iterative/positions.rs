@@ -38,6 +38,19 @@ pub struct PositionConfig {
     pub max_step_px: f64,
     /// Padding around the scan for positions to move into, px.
     pub margin_px: usize,
+    /// Largest offset per axis of the first global search, px; 0: no search
+    /// (gradient steps only). Searches ([`super::search`]) run at
+    /// `start_iteration` and every `search_every` iterations after it, the
+    /// radius shrinking by `search_shrink` each time, until one has run at
+    /// a radius of 1 px.
+    pub search_radius_px: usize,
+    /// Iterations between searches.
+    pub search_every: usize,
+    /// Factor by which the radius shrinks from one search to the next.
+    pub search_shrink: f64,
+    /// Offsets tried per side of a search's radius (the grid's spacing is
+    /// `ceil(radius / search_points)` px).
+    pub search_points: usize,
 }
 
 impl Default for PositionConfig {
@@ -48,11 +61,39 @@ impl Default for PositionConfig {
             gain: 1.0,
             max_step_px: 1.0,
             margin_px: 32,
+            search_radius_px: 0,
+            search_every: 5,
+            search_shrink: 0.7,
+            search_points: 4,
         }
     }
 }
 
 impl PositionConfig {
+    /// The search radius and grid spacing (px) at `iteration` (1-based), or
+    /// `None` where no search runs (module docs of [`super::search`]).
+    pub fn search_at(&self, iteration: usize) -> Option<(i64, i64)> {
+        if !self.refine || self.search_radius_px == 0 || iteration < self.start_iteration {
+            return None;
+        }
+        let since = iteration - self.start_iteration;
+        if !since.is_multiple_of(self.search_every) {
+            return None;
+        }
+        let k = since / self.search_every;
+        // the searches' radii: R, R·s, R·s², … down to (and including) the first of 1 px
+        let mut radius = self.search_radius_px as f64;
+        for _ in 0..k {
+            if radius <= 1.0 {
+                return None;
+            }
+            radius = (radius * self.search_shrink).max(1.0);
+        }
+        let radius = radius.ceil() as i64;
+        let stride = (radius as f64 / self.search_points as f64).ceil() as i64;
+        Some((radius, stride.max(1)))
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.refine && self.start_iteration == 0 {
             return Err(Error::config("positions.start_iteration", "must be at least 1"));
@@ -67,6 +108,30 @@ impl PositionConfig {
             return Err(Error::config(
                 "positions.max_step_px",
                 format!("must be in (0, 16], got {}", self.max_step_px),
+            ));
+        }
+        if self.search_radius_px > self.margin_px {
+            return Err(Error::config(
+                "positions.search_radius_px",
+                format!(
+                    "must be at most margin_px ({}) so that searched windows stay on the grid, got {}",
+                    self.margin_px, self.search_radius_px
+                ),
+            ));
+        }
+        if self.search_radius_px > 0 && self.search_every == 0 {
+            return Err(Error::config("positions.search_every", "must be at least 1"));
+        }
+        if !(self.search_shrink > 0.0 && self.search_shrink < 1.0) {
+            return Err(Error::config(
+                "positions.search_shrink",
+                format!("must be in (0, 1), got {}", self.search_shrink),
+            ));
+        }
+        if !(1..=64).contains(&self.search_points) {
+            return Err(Error::config(
+                "positions.search_points",
+                format!("must be in 1..=64, got {}", self.search_points),
             ));
         }
         if self.margin_px > 4096 {
@@ -158,6 +223,20 @@ impl PositionState {
         let _ = self.pending.index_copy_(0, members, shifts);
     }
 
+    /// Moves every position by its search offset `[n, 2]` `(δx, δy)` (f32,
+    /// [`super::search::best_offsets`]) less the offsets' mean, within the
+    /// grid, and returns the RMS move, px.
+    pub fn apply_offsets(&mut self, offsets: &Tensor) -> Result<f64> {
+        self.pending.copy_(offsets);
+        let (gain, limit) = (self.cfg.gain, self.cfg.max_step_px);
+        self.cfg.gain = 1.0;
+        self.cfg.max_step_px = f64::INFINITY;
+        let moved = self.apply();
+        self.cfg.gain = gain;
+        self.cfg.max_step_px = limit;
+        moved
+    }
+
     /// Applies the epoch's estimates (mean removed, limited, times the gain)
     /// and returns the RMS move, px. One copy to the host per epoch.
     pub fn apply(&mut self) -> Result<f64> {
@@ -190,6 +269,36 @@ mod tests {
     use super::*;
     use crate::recon::iterative::batch::State;
     use tch::Device;
+
+    #[test]
+    fn searches_shrink_from_the_radius_to_one_pixel_then_stop() {
+        let cfg = PositionConfig {
+            refine: true,
+            start_iteration: 3,
+            search_radius_px: 10,
+            search_every: 2,
+            search_shrink: 0.5,
+            search_points: 2,
+            ..PositionConfig::default()
+        };
+        let runs: Vec<(usize, (i64, i64))> = (1..30).filter_map(|i| cfg.search_at(i).map(|s| (i, s))).collect();
+        // radius 10 (spacing 5), 5 (3), 2.5 → 3 (2), 1.25 → 2 (1), 1 (1)
+        assert_eq!(
+            runs,
+            vec![(3, (10, 5)), (5, (5, 3)), (7, (3, 2)), (9, (2, 1)), (11, (1, 1))]
+        );
+        let off = PositionConfig {
+            search_radius_px: 0,
+            ..cfg.clone()
+        };
+        assert!((1..30).all(|i| off.search_at(i).is_none()));
+        let bad = PositionConfig {
+            search_radius_px: 40,
+            margin_px: 32,
+            ..cfg
+        };
+        assert!(bad.validate().is_err());
+    }
 
     /// A smooth random object; the exit-wave change of moving one window by
     /// a known sub-pixel shift is what `position_shifts` must read back.

@@ -113,6 +113,13 @@ pub struct PositionSummary {
     /// removing the mean offset (a common translation the data cannot see).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truth: Option<PositionErrors>,
+    /// RMS distance to the true positions (mean offset removed) after each
+    /// epoch that moved the positions, px; empty without true positions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rms_error_by_epoch_px: Vec<f64>,
+    /// Iterations whose end ran a global search ([`PositionConfig::search_at`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search_iterations: Vec<usize>,
 }
 
 /// Position errors against known true positions, px.
@@ -125,9 +132,17 @@ pub struct PositionErrors {
 }
 
 impl PositionSummary {
-    fn new(ds: &Dataset, corrected: &Array2<f64>, rms_move_px: Vec<f64>) -> PositionSummary {
+    fn new(
+        ds: &Dataset,
+        corrected: &Array2<f64>,
+        rms_move_px: Vec<f64>,
+        rms_error_by_epoch_px: Vec<f64>,
+        search_iterations: Vec<usize>,
+    ) -> PositionSummary {
         PositionSummary {
             rms_move_px,
+            rms_error_by_epoch_px,
+            search_iterations,
             rms_correction_px: rms_distance(corrected, &ds.positions_px, false),
             truth: ds.true_positions_px.as_ref().map(|t| PositionErrors {
                 rms_given_px: rms_distance(&ds.positions_px, t, false),
@@ -387,6 +402,7 @@ pub fn reconstruct_iterative_snapshots(
     let mut positions =
         refine_positions.then(|| PositionState::new(&ds.positions_px, &cfg.positions, grid.position_range(), device));
     let mut position_moves_px = Vec::new();
+    let (mut position_errors_px, mut search_iterations) = (Vec::new(), Vec::new());
     for iteration in 1..=settings.iterations {
         order.shuffle(&mut rng);
         let order_t = Tensor::from_slice(&order).to_device(device);
@@ -418,6 +434,16 @@ pub fn reconstruct_iterative_snapshots(
         if let Some(p) = positions.as_mut().filter(|_| move_positions) {
             position_moves_px.push(p.apply()?);
             grid.move_to(&p.positions_px)?;
+            if let Some((radius, stride)) = cfg.positions.search_at(iteration) {
+                let tried = super::search::offsets(radius, stride);
+                let (best, _) = super::search::best_offsets(&state, &grid, &amplitudes, masked, subpixel, &tried);
+                *position_moves_px.last_mut().expect("pushed") += p.apply_offsets(&best)?;
+                grid.move_to(&p.positions_px)?;
+                search_iterations.push(iteration);
+            }
+            if let Some(t) = &ds.true_positions_px {
+                position_errors_px.push(rms_distance(&p.positions_px, t, true));
+            }
         }
         let data_error = error.double_value(&[]) / total_intensity;
         if !data_error.is_finite() {
@@ -464,7 +490,7 @@ pub fn reconstruct_iterative_snapshots(
     let corrected = positions.map(|p| p.positions_px);
     let position_summary = corrected
         .as_ref()
-        .map(|c| PositionSummary::new(ds, c, position_moves_px));
+        .map(|c| PositionSummary::new(ds, c, position_moves_px, position_errors_px, search_iterations));
     let last = history.last().expect("at least one iteration");
     let summary = SolverSummary {
         algorithm: cfg.algorithm,
