@@ -327,3 +327,65 @@ fn masked_measurements_do_not_pull_the_fit() -> TestResult {
     assert!(unmasked > 1.5 * masked, "unmasked {unmasked:.4} vs masked {masked:.4}");
     Ok(())
 }
+
+/// `reconstruct --search-radius-px` turns position correction on, waits for
+/// the object (iteration 20) unless told, and records its searches.
+#[test]
+fn cli_search_radius_records_its_settings_and_searches() -> TestResult {
+    let mut cfg = common::small_config();
+    cfg.scan.spacing_px = 4.0;
+    let ds = simulate_on(&cfg, Device::Cpu)?;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data.npz");
+    ptycho_workbench::data::write_npz(&ds, &data)?;
+    let data_arg = data.to_string_lossy();
+    let run = |extra: &[&str], out: &std::path::Path| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+        let out_arg = out.to_string_lossy();
+        let mut args = vec![
+            "reconstruct",
+            "--device",
+            "cpu",
+            "--iterations",
+            "3",
+            "--search-radius-px",
+            "4",
+            "--data",
+            &data_arg,
+            "--out",
+            &out_arg,
+        ];
+        args.extend_from_slice(extra);
+        let status = common::ptycho(&args);
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        let meta = common::npz_member(out, "_metadata");
+        let text = match &meta.data {
+            ptycho_workbench::data::npy::NpyData::Str(s) => s[0].clone(),
+            _ => panic!("metadata is a string"),
+        };
+        Ok(serde_json::from_str(&text)?)
+    };
+    let waited = run(&[], &dir.path().join("a.npz"))?;
+    let p = &waited["solver"]["config"]["positions"];
+    assert_eq!(p["refine"], true);
+    assert_eq!(p["search_radius_px"], 4);
+    assert_eq!(p["start_iteration"], 20);
+    assert!(
+        waited["solver"]["positions"]["rms_move_px"]
+            .as_array()
+            .expect("moves")
+            .is_empty()
+    );
+    let early = run(&["--positions-start", "1"], &dir.path().join("b.npz"))?;
+    assert_eq!(
+        early["solver"]["positions"]["search_iterations"],
+        serde_json::json!([1])
+    );
+    assert_eq!(
+        early["solver"]["positions"]["rms_move_px"]
+            .as_array()
+            .expect("moves")
+            .len(),
+        3
+    );
+    Ok(())
+}

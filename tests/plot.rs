@@ -647,13 +647,17 @@ fn position_corrections_draw_arrows_and_what_is_left() -> TestResult {
     let truth = &corrected + &ndarray::array![[5.0, 5.0], [5.0, 5.0], [5.0, 7.0]];
     let fig = plot::position_corrections(&given, &corrected, Some(&truth))?;
     assert_eq!(fig.grid(), (1, 2));
-    // offsets (0, 0, 2) in y less their mean 2/3: RMS = √((4/9 + 4/9 + 16/9)/3) = 0.943
+    // offsets (0, 0, 2) in y less their mean 2/3: RMS = √((4/9 + 4/9 + 16/9)/3) = 0.9428
     let Some(Panel::Scan(right)) = fig.panel(0, 1) else {
         panic!("a scan panel")
     };
-    assert!(right.title.contains("0.943"), "{}", right.title);
+    assert!(right.title.contains("0.9428"), "{}", right.title);
     assert_eq!(right.positions_px.len(), 6);
-    check_figure(&fig, &["given → corrected: RMS 1 px"])?;
+    let Some(Panel::Scan(left)) = fig.panel(0, 0) else {
+        panic!("a scan panel")
+    };
+    assert!(left.title.ends_with("corrected: RMS 1 px"), "{}", left.title);
+    check_figure(&fig, &["position correction of 3 positions"])?;
     assert!(plot::position_corrections(&given, &corrected.slice(ndarray::s![..2, ..]).to_owned(), None).is_err());
     Ok(())
 }

@@ -92,8 +92,10 @@ enum Command {
         #[arg(long)]
         positions_start: Option<usize>,
         /// Also search each position's best whole-pixel offset within this
-        /// many pixels (coarse to fine, every few iterations), for errors as
-        /// large as the scan's step; implies --refine-positions.
+        /// many pixels (coarse to fine, every 5 iterations), for errors as
+        /// large as the scan's step; implies --refine-positions, and position
+        /// moves start at iteration 20 unless --positions-start says otherwise
+        /// (a search before the object has formed can make the solver diverge)
         #[arg(long)]
         search_radius_px: Option<usize>,
         /// Counts at or above which a measurement is not fitted: a number,
@@ -1169,7 +1171,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
         } => {
             use ptycho_workbench::recon::iterative::{
-                Algorithm, IterativeConfig, IterativeInit, reconstruct_iterative_from,
+                Algorithm, IterativeConfig, IterativeInit, PositionConfig, reconstruct_iterative_from,
             };
             let mut cfg = match &config {
                 Some(p) => IterativeConfig::from_toml(
@@ -1209,6 +1211,12 @@ fn run(cli: Cli) -> Result<()> {
                 cfg.positions.refine = true;
                 cfg.positions.search_radius_px = r;
                 cfg.positions.margin_px = cfg.positions.margin_px.max(r);
+                if positions_start.is_none() {
+                    cfg.positions.start_iteration = cfg
+                        .positions
+                        .start_iteration
+                        .max(PositionConfig::SEARCH_START_ITERATION);
+                }
             }
             match saturation.as_deref() {
                 None | Some("auto") => {}

@@ -539,7 +539,10 @@ pub fn position_corrections(
             format!("{:?}", given.shape()),
         ));
     }
-    let rms = |a: &Array2<f64>, b: &Array2<f64>| crate::recon::iterative::rms_distance(a, b, true);
+    // moves as they are; errors against the truth with the common offset removed
+    let rms = |a: &Array2<f64>, b: &Array2<f64>, offset_removed: bool| {
+        crate::recon::iterative::rms_distance(a, b, offset_removed)
+    };
     let arrows = |title: String, from: &Array2<f64>, to: &Array2<f64>| -> Panel {
         let points = from.rows().into_iter().chain(to.rows()).map(|p| (p[0], p[1])).collect();
         ScanPanel {
@@ -552,7 +555,10 @@ pub fn position_corrections(
         .into()
     };
     let mut panels = vec![arrows(
-        format!("given → corrected: RMS {} px", format_number(rms(given, corrected))),
+        format!(
+            "given → corrected: RMS {} px",
+            format_number(rms(given, corrected, false))
+        ),
         given,
         corrected,
     )];
@@ -563,8 +569,8 @@ pub fn position_corrections(
         panels.push(arrows(
             format!(
                 "corrected → true: RMS {} px (given: {} px)",
-                format_number(rms(corrected, t)),
-                format_number(rms(given, t))
+                format_number(rms(corrected, t, true)),
+                format_number(rms(given, t, true))
             ),
             corrected,
             &shifted,

@@ -9,7 +9,8 @@
 //! `δ` (a 2×2 system per position, [`position_shifts`]): the gradient
 //! family of position corrections (as in pty-chi and tike), local: it
 //! converges from errors of about a pixel or two on a sharp object, not
-//! from errors as large as the scan's step.
+//! from errors as large as the scan's step (for those: the global search of
+//! [`super::search`], scheduled by [`PositionConfig::search_at`]).
 //!
 //! The estimates of one epoch (each position's, from its own batch) are
 //! applied together at the epoch's end: their mean is removed (a common
@@ -70,6 +71,11 @@ impl Default for PositionConfig {
 }
 
 impl PositionConfig {
+    /// The first iteration `ptycho reconstruct --search-radius-px` moves
+    /// positions at when not told otherwise: a search before the object has
+    /// formed can send the solver off (docs/measured.md, CNM 247).
+    pub const SEARCH_START_ITERATION: usize = 20;
+
     /// The search radius and grid spacing (px) at `iteration` (1-based), or
     /// `None` where no search runs (module docs of [`super::search`]).
     pub fn search_at(&self, iteration: usize) -> Option<(i64, i64)> {

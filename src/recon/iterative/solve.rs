@@ -432,15 +432,17 @@ pub fn reconstruct_iterative_snapshots(
             state.probe = super::modes::orthogonalize(&state.probe);
         }
         if let Some(p) = positions.as_mut().filter(|_| move_positions) {
-            position_moves_px.push(p.apply()?);
+            let before = p.positions_px.clone();
+            p.apply()?;
             grid.move_to(&p.positions_px)?;
             if let Some((radius, stride)) = cfg.positions.search_at(iteration) {
                 let tried = super::search::offsets(radius, stride);
                 let (best, _) = super::search::best_offsets(&state, &grid, &amplitudes, masked, subpixel, &tried);
-                *position_moves_px.last_mut().expect("pushed") += p.apply_offsets(&best)?;
+                p.apply_offsets(&best)?;
                 grid.move_to(&p.positions_px)?;
                 search_iterations.push(iteration);
             }
+            position_moves_px.push(rms_distance(&p.positions_px, &before, false));
             if let Some(t) = &ds.true_positions_px {
                 position_errors_px.push(rms_distance(&p.positions_px, t, true));
             }
