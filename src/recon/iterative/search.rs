@@ -3,16 +3,18 @@
 //!
 //! The gradient correction ([`super::positions`]) is local: it converges
 //! from errors of a pixel or two. Scan positions in measured data can be
-//! wrong by as much as the scan's step (a stage that drifts, a
-//! piezo that hysteresis bends); for those, each pattern is compared with
+//! wrong by as much as the scan's step (a stage that drifts, a piezo's
+//! hysteresis); for those, each pattern is compared with
 //! the far field of the current object at every offset `(δx, δy)` on a grid
 //! of spacing `stride_px` up to `radius_px` per axis, and the position moves
 //! to the offset of least amplitude misfit `Σ (A − |Ψ̂(δ)|)²` (fitted
 //! pixels only). Run every few epochs with a radius that shrinks, coarse to
 //! fine, between solver epochs that sharpen the object at the new
 //! positions: the search family of corrections (annealing, as in
-//! Maiden et al., Ultramicroscopy 120, 2012), which reaches what a gradient
-//! cannot.
+//! Maiden et al., Ultramicroscopy 120, 2012). From an object that is already
+//! good it reaches errors a gradient cannot; from a flat start the object
+//! the wrong positions build favours them, and it helps less
+//! (docs/measured.md).
 //!
 //! An offset is a constant added to a window's flat indices, so one search
 //! costs one forward pass over the scan per offset and gathers nothing new.
