@@ -275,6 +275,8 @@ fn train_writes_a_bundle_and_a_result_record_and_inspect_reads_it() -> TestResul
         &p("test.npz"),
         "--gridsize",
         "2",
+        "--max-offset-px",
+        "20",
         "--epochs",
         "2",
         "--n-groups",
@@ -312,11 +314,13 @@ fn train_writes_a_bundle_and_a_result_record_and_inspect_reads_it() -> TestResul
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("run/config.json"))?)?;
     assert_eq!(config["model"]["gridsize"], 2);
     assert_eq!(config["train"]["grouping"]["gridsize"], 2);
+    assert_eq!(config["model"]["max_offset_px"], 20.0);
 
     let out = ptycho(&["bundle", "inspect", &p("run/wts.h5.zip"), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let m: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(m["model_config"]["gridsize"], 2);
+    assert_eq!(m["model_config"]["max_offset_px"], 20.0);
     assert_eq!(m["train_config"]["grouping"]["gridsize"], 2);
     assert_eq!(m["format"], "ptycho-workbench/bundle");
     Ok(())

@@ -301,6 +301,11 @@ struct TrainArgs {
     /// Multiplies every filter count of the network (default: the preset's).
     #[arg(long)]
     n_filters_scale: Option<usize>,
+    /// Gridsize 2: the largest offset of a group member from its centroid
+    /// that the overlap canvas holds, px (default: the model's, 16); sparse
+    /// scans (a measured scan's interleaved half) need more.
+    #[arg(long)]
+    max_offset_px: Option<f64>,
     /// Phase head: pi-tanh (PtychoPINN, bounded) or linear (unbounded,
     /// wrapped by e^{iφ}; default: the model's).
     #[arg(long)]
@@ -789,6 +794,12 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
     };
     if a.init_bundle.is_none() {
         model.n_filters_scale = a.n_filters_scale.unwrap_or(model.n_filters_scale);
+    }
+    if let Some(m) = a.max_offset_px {
+        if a.init_bundle.is_some() {
+            bail!("--max-offset-px: fine-tuning keeps the bundle's network");
+        }
+        model.max_offset_px = m;
     }
     if a.bottleneck_mixer {
         if a.init_bundle.is_some() {
