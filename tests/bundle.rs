@@ -226,12 +226,6 @@ fn a_bundle_reconstructs_the_dataset_grid_and_ptycho_infer_writes_it() {
             .output()
             .unwrap()
     };
-    let metadata = |out: &Path| -> serde_json::Value {
-        let NpyData::Str(meta) = npz_member(out, "_metadata").data else {
-            panic!("no metadata")
-        };
-        serde_json::from_str(&meta[0]).unwrap()
-    };
     let out = dir.path().join("recon.npz");
     assert!(infer(&out, &[], &[]).status.success());
     let members = npy::read_npz(&out).unwrap();
@@ -248,7 +242,7 @@ fn a_bundle_reconstructs_the_dataset_grid_and_ptycho_infer_writes_it() {
     assert_eq!(get("object").shape, [96, 96]);
     assert!(matches!(get("object").data, NpyData::C64(_)));
     assert!(matches!(get("coverage").data, NpyData::F32(_)));
-    let meta = metadata(&out);
+    let meta = npz_metadata(&out);
     assert_eq!(
         meta["bundle_sha256"],
         ptycho_workbench::bundle::save::sha256_hex(&std::fs::read(&path).unwrap())
@@ -258,7 +252,7 @@ fn a_bundle_reconstructs_the_dataset_grid_and_ptycho_infer_writes_it() {
     // --precision reaches the forward passes and the metadata; a bad one is refused
     let out_bf16 = dir.path().join("recon-bf16.npz");
     assert!(infer(&out_bf16, &["--precision", "bf16"], &[]).status.success());
-    assert_eq!(metadata(&out_bf16)["config"]["precision"], "bf16");
+    assert_eq!(npz_metadata(&out_bf16)["config"]["precision"], "bf16");
     // the network's activations in NCHW (PTYCHO_CHANNELS_LAST=0) give the
     // same object as the default channels-last layout, to float rounding
     let nchw_out = dir.path().join("recon-nchw.npz");

@@ -626,12 +626,7 @@ fn reconstruct_takes_the_algorithm_from_its_config_unless_a_flag_overrides_it() 
         args.extend(extra);
         let out = ptycho(&args);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let ptycho_workbench::data::npy::NpyData::Str(meta) =
-            npz_member(std::path::Path::new(&out_file), "_metadata").data
-        else {
-            panic!("no metadata")
-        };
-        let meta: serde_json::Value = serde_json::from_str(&meta[0])?;
+        let meta = npz_metadata(std::path::Path::new(&out_file));
         assert_eq!(meta["solver"]["iterations_run"], 2);
         Ok(meta["source"].as_str().unwrap().to_string())
     };

@@ -578,11 +578,7 @@ fn the_cli_starts_from_a_reconstruction_refines_adapts_and_fine_tunes() -> TestR
 }
 
 fn recon_metadata(path: &str) -> serde_json::Value {
-    let m = npz_member(std::path::Path::new(path), "_metadata");
-    match m.data {
-        ptycho_workbench::data::npy::NpyData::Str(s) => serde_json::from_str(&s[0]).unwrap(),
-        other => panic!("_metadata is {}", other.dtype_name()),
-    }
+    npz_metadata(std::path::Path::new(path))
 }
 
 #[test]

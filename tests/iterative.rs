@@ -257,12 +257,7 @@ fn tolerance_stops_early_and_the_output_records_how_it_ran() -> TestResult {
         .map(|(k, _)| k)
         .collect();
     assert_eq!(keys, ["object", "coverage", "_metadata"]);
-    let meta = npz_member(&path, "_metadata");
-    let text = match &meta.data {
-        ptycho_workbench::data::npy::NpyData::Str(s) => s[0].clone(),
-        other => panic!("{}", other.dtype_name()),
-    };
-    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let json = npz_metadata(&path);
     assert_eq!(json["solver"]["stop_reason"], "tolerance");
     assert_eq!(json["solver"]["config"]["algorithm"], "epie");
     assert_eq!(json["source"], "iterative epie");

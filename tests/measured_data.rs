@@ -140,12 +140,7 @@ fn star_halves_reconstruct_with_modes_and_agree() -> TestResult {
             s(out),
         ]);
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-        let meta = common::npz_member(out, "_metadata");
-        let text = match &meta.data {
-            ptycho_workbench::data::npy::NpyData::Str(v) => v[0].clone(),
-            _ => panic!("metadata is a string"),
-        };
-        let json: serde_json::Value = serde_json::from_str(&text)?;
+        let json = common::npz_metadata(out);
         Ok(json["solver"]["final_data_error"].as_f64().expect("data error"))
     };
     let (ra, rb, r1) = (

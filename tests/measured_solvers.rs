@@ -112,25 +112,34 @@ fn a_two_mode_solver_fits_mixed_state_data_that_one_mode_cannot_and_finds_the_we
     Ok(())
 }
 
-#[test]
-fn position_correction_moves_perturbed_positions_towards_the_true_ones() -> TestResult {
-    common::init();
+/// [`common::small_config`] on a 4-px raster at 10⁶ photons, its positions
+/// moved by uniform errors in ±`error_px` per axis (a seeded LCG): the
+/// dataset (given = start = the moved positions, the true ones kept) and
+/// the true positions.
+fn perturbed_scan(error_px: f64, seed: u64) -> Result<(Dataset, Array2<f64>), Box<dyn std::error::Error>> {
     let mut cfg = common::small_config();
     cfg.scan.spacing_px = 4.0;
     cfg.dose_photons = Some(1e6);
     let mut ds = simulate_on(&cfg, Device::Cpu)?;
-    // positions a user would have: the true ones plus ±1 px errors (seeded)
     let truth = ds.positions_px.clone();
-    let mut state = 12345u64;
+    let mut state = seed;
     let mut uniform = || {
         state = state
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     };
-    ds.positions_px.mapv_inplace(|v| v + 1.2 * uniform());
+    ds.positions_px.mapv_inplace(|v| v + error_px * uniform());
     ds.start_positions_px = ds.positions_px.clone();
     ds.true_positions_px = Some(truth.clone());
+    Ok((ds, truth))
+}
+
+#[test]
+fn position_correction_moves_perturbed_positions_towards_the_true_ones() -> TestResult {
+    common::init();
+    // positions a user would have: the true ones plus ±1.2 px errors (seeded)
+    let (mut ds, truth) = perturbed_scan(1.2, 12345)?;
     // (perturbed positions may leave the true object's frame: solve on the scan's canvas)
     ds.object = None;
     let rms = |a: &Array2<f64>| {
@@ -198,12 +207,7 @@ fn position_correction_moves_perturbed_positions_towards_the_true_ones() -> Test
             .any(|(a, b)| (a - b).abs() > 1e-3)
     );
     assert_eq!(common::npz_member(&out_path, "probe_modes").shape, vec![2, 32, 32]);
-    let meta = common::npz_member(&out_path, "_metadata");
-    let text = match &meta.data {
-        ptycho_workbench::data::npy::NpyData::Str(s) => s[0].clone(),
-        _ => panic!("metadata is a string"),
-    };
-    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let json = common::npz_metadata(&out_path);
     assert_eq!(json["solver"]["config"]["positions"]["refine"], true);
     assert_eq!(json["solver"]["probe_modes"], 2);
     Ok(())
@@ -217,21 +221,7 @@ fn position_correction_moves_perturbed_positions_towards_the_true_ones() -> Test
 #[test]
 fn the_position_search_corrects_errors_as_large_as_the_scan_step_from_a_good_object() -> TestResult {
     common::init();
-    let mut cfg = common::small_config();
-    cfg.scan.spacing_px = 4.0;
-    cfg.dose_photons = Some(1e6);
-    let mut ds = simulate_on(&cfg, Device::Cpu)?;
-    let truth = ds.positions_px.clone();
-    let mut state = 777u64;
-    let mut uniform = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    };
-    ds.positions_px.mapv_inplace(|v| v + 4.0 * uniform());
-    ds.start_positions_px = ds.positions_px.clone();
-    ds.true_positions_px = Some(truth.clone());
+    let (mut ds, _) = perturbed_scan(4.0, 777)?;
     let true_object = ds.object.take().expect("simulated");
     // the true object on the perturbed scan's canvas (1 where it does not reach)
     let [h, w] = canvas_shape(&ds.positions_px, ds.patch_size());
@@ -357,12 +347,7 @@ fn cli_search_radius_records_its_settings_and_searches() -> TestResult {
         args.extend_from_slice(extra);
         let status = common::ptycho(&args);
         assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-        let meta = common::npz_member(out, "_metadata");
-        let text = match &meta.data {
-            ptycho_workbench::data::npy::NpyData::Str(s) => s[0].clone(),
-            _ => panic!("metadata is a string"),
-        };
-        Ok(serde_json::from_str(&text)?)
+        Ok(common::npz_metadata(out))
     };
     let waited = run(&[], &dir.path().join("a.npz"))?;
     let p = &waited["solver"]["config"]["positions"];

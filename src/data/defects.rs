@@ -105,16 +105,7 @@ pub fn dead_pixels(counts: &Array3<f32>) -> Array2<bool> {
 pub fn defect_mask(ds: &Dataset, saturation_counts: Option<f64>, dead: bool) -> (Array3<bool>, DefectSummary) {
     let counts = counts(ds);
     let max_count = counts.iter().fold(0f32, |m, &c| m.max(c)) as f64;
-    let (threshold, rule) = match saturation_counts {
-        Some(t) => (Some(t), "given".to_string()),
-        None => match auto_saturation_counts(max_count) {
-            Some((t, rule)) => (Some(t), rule),
-            None => (
-                None,
-                "none: the largest count is not near a register's ceiling".to_string(),
-            ),
-        },
-    };
+    let (threshold, rule) = saturation_threshold(saturation_counts, max_count);
     let dead_map = if dead {
         dead_pixels(&counts)
     } else {

@@ -70,6 +70,15 @@ pub fn npz_member(path: &Path, key: &str) -> NpyArray {
         .expect("member decodes")
 }
 
+/// The `_metadata` JSON string of one of our NPZ files (a reconstruction,
+/// a dataset), parsed.
+pub fn npz_metadata(path: &Path) -> serde_json::Value {
+    match npz_member(path, "_metadata").data {
+        NpyData::Str(s) => serde_json::from_str(&s[0]).expect("_metadata is JSON"),
+        other => panic!("{}: _metadata is {}", path.display(), other.dtype_name()),
+    }
+}
+
 pub fn f64s(a: &NpyArray) -> Vec<f64> {
     a.data.to_f64().expect("real array")
 }

@@ -231,42 +231,35 @@ impl PositionState {
 
     /// Moves every position by its search offset `[n, 2]` `(δx, δy)` (f32,
     /// [`super::search::best_offsets`]) less the offsets' mean, within the
-    /// grid, and returns the RMS move, px.
-    pub fn apply_offsets(&mut self, offsets: &Tensor) -> Result<f64> {
-        self.pending.copy_(offsets);
-        let (gain, limit) = (self.cfg.gain, self.cfg.max_step_px);
-        self.cfg.gain = 1.0;
-        self.cfg.max_step_px = f64::INFINITY;
-        let moved = self.apply();
-        self.cfg.gain = gain;
-        self.cfg.max_step_px = limit;
-        moved
+    /// grid.
+    pub fn apply_offsets(&mut self, offsets: &Tensor) -> Result<()> {
+        self.move_by(offsets, 1.0, f64::INFINITY)
     }
 
     /// Applies the epoch's estimates (mean removed, limited, times the gain)
-    /// and returns the RMS move, px. One copy to the host per epoch.
-    pub fn apply(&mut self) -> Result<f64> {
-        let shifts: Vec<f32> = Vec::try_from(self.pending.to_device(tch::Device::Cpu).reshape([-1]))
+    /// and clears them. One copy to the host per epoch.
+    pub fn apply(&mut self) -> Result<()> {
+        let pending = self.pending.shallow_clone();
+        self.move_by(&pending, self.cfg.gain, self.cfg.max_step_px)?;
+        let _ = self.pending.zero_();
+        Ok(())
+    }
+
+    /// Moves every position by its shift `[n, 2]` `(δx, δy)` less the
+    /// shifts' mean, times `gain`, at most `limit_px` per axis, within the grid.
+    fn move_by(&mut self, shifts: &Tensor, gain: f64, limit_px: f64) -> Result<()> {
+        let shifts: Vec<f32> = Vec::try_from(shifts.to_device(tch::Device::Cpu).reshape([-1]))
             .map_err(|e: tch::TchError| Error::value("position shifts", e.to_string()))?;
         let count = self.positions_px.nrows();
         let mean = |axis: usize| shifts.iter().skip(axis).step_by(2).map(|&v| v as f64).sum::<f64>() / count as f64;
         let (mx, my) = (mean(0), mean(1));
-        let limit = self.cfg.max_step_px;
-        let mut moved = 0.0;
-        let gain = self.cfg.gain;
         for (k, mut p) in self.positions_px.outer_iter_mut().enumerate() {
-            let dx = ((shifts[2 * k] as f64 - mx) * gain).clamp(-limit, limit);
-            let dy = ((shifts[2 * k + 1] as f64 - my) * gain).clamp(-limit, limit);
-            let (x, y) = (
-                (p[0] + dx).clamp(self.x_range[0], self.x_range[1]),
-                (p[1] + dy).clamp(self.y_range[0], self.y_range[1]),
-            );
-            moved += (x - p[0]).powi(2) + (y - p[1]).powi(2);
-            p[0] = x;
-            p[1] = y;
+            let dx = ((shifts[2 * k] as f64 - mx) * gain).clamp(-limit_px, limit_px);
+            let dy = ((shifts[2 * k + 1] as f64 - my) * gain).clamp(-limit_px, limit_px);
+            p[0] = (p[0] + dx).clamp(self.x_range[0], self.x_range[1]);
+            p[1] = (p[1] + dy).clamp(self.y_range[0], self.y_range[1]);
         }
-        let _ = self.pending.zero_();
-        Ok((moved / count as f64).sqrt())
+        Ok(())
     }
 }
 
