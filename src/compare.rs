@@ -213,14 +213,16 @@ pub fn write_comparison(
     sources: &[Option<PathBuf>],
     comparisons: &[Comparison],
 ) -> Result<CompareOutputs> {
-    write_comparison_objects(dir, truth_object(truth)?, recons, sources, comparisons)
+    write_comparison_objects(dir, truth_object(truth)?, "truth", recons, sources, comparisons)
 }
 
 /// [`write_comparison`] with the object the reconstructions were compared
-/// with (a dataset's truth, or a reference reconstruction) given directly.
+/// with (a dataset's truth, or a reference reconstruction) given directly;
+/// `object_name` names it in the figure ("truth", "reference").
 pub fn write_comparison_objects(
     dir: &Path,
     object: &Array2<Complex32>,
+    object_name: &str,
     recons: &[(String, Array2<Complex32>)],
     sources: &[Option<PathBuf>],
     comparisons: &[Comparison],
@@ -256,7 +258,7 @@ pub fn write_comparison_objects(
     let json = serde_json::to_vec_pretty(&records).expect("records serialise");
     write_bytes_atomic(&out.metrics_json, &json)?;
     let panels: Vec<(&str, &Array2<Complex32>)> = recons.iter().map(|(l, o)| (l.as_str(), o)).collect();
-    crate::plot::comparison(object, &panels)?.save(&out.figure_png)?;
+    crate::plot::comparison_with(object_name, object, &panels)?.save(&out.figure_png)?;
     Ok(out)
 }
 
@@ -397,5 +399,5 @@ pub fn compare_with_reference(
         c.alignment.shift_px = *s;
     }
     let sources: Vec<Option<PathBuf>> = recons.iter().map(|(_, p)| Some(p.clone())).collect();
-    write_comparison_objects(dir, &reference.object, &objects, &sources, &comparisons)
+    write_comparison_objects(dir, &reference.object, "reference", &objects, &sources, &comparisons)
 }

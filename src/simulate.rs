@@ -101,7 +101,28 @@ pub struct ProbeConfig {
     pub outer_zone_width_m: f64,
     pub central_stop_fraction: f64,
     pub defocus_m: f64,
+    /// Incoherent probe modes K (a partially coherent beam): 1 = coherent.
+    /// Modes after the first are the probe times low-order polynomials,
+    /// orthogonalised, each with `mode_power` of the total power
+    /// (`recon::iterative::modes::probe_modes`); the patterns are
+    /// `Σ_k |F(P_k·O)|²` and the dataset keeps every mode (`probe_modes`).
+    #[serde(skip_serializing_if = "is_one")]
+    pub modes: usize,
+    /// Each added mode's share of the total power, in (0, 1/K).
+    #[serde(skip_serializing_if = "is_default_mode_power")]
+    pub mode_power: f64,
 }
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
+fn is_default_mode_power(v: &f64) -> bool {
+    *v == DEFAULT_MODE_POWER
+}
+
+/// [`ProbeConfig::mode_power`]'s default.
+pub const DEFAULT_MODE_POWER: f64 = 0.1;
 
 impl Default for ProbeConfig {
     /// A 50 nm zone plate with a 40 % central stop, 120 µm out of focus:
@@ -116,6 +137,8 @@ impl Default for ProbeConfig {
             outer_zone_width_m: 50e-9,
             central_stop_fraction: 0.4,
             defocus_m: 120e-6,
+            modes: 1,
+            mode_power: DEFAULT_MODE_POWER,
         }
     }
 }
@@ -243,6 +266,23 @@ impl SimConfig {
         }
         if o.kind == ObjectKind::Png && o.path.is_none() {
             return Err(Error::config("object.path", "a PNG object needs a path"));
+        }
+        if !(1..=16).contains(&self.probe.modes) {
+            return Err(Error::config(
+                "probe.modes",
+                format!("must be in 1..=16, got {}", self.probe.modes),
+            ));
+        }
+        if self.probe.modes > 1
+            && !(self.probe.mode_power > 0.0 && self.probe.mode_power < 1.0 / self.probe.modes as f64)
+        {
+            return Err(Error::config(
+                "probe.mode_power",
+                format!(
+                    "must be in (0, 1/K) for K = {} modes, got {}",
+                    self.probe.modes, self.probe.mode_power
+                ),
+            ));
         }
         if self.probe.kind == ProbeKind::File && self.probe.path.is_none() {
             return Err(Error::config("probe.path", "a probe from a file needs a path"));
@@ -409,45 +449,75 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
     let positions_px = Array2::from_shape_vec((count, 2), flat).expect("sizes agree");
     let pos_t = f64_to_tensor(&positions_px, device);
 
-    // far-field intensities; the fftshift is folded into the probe
-    // (physics::forward::shift_modulation)
-    let modulated_probe = &probe * physics::forward::shift_modulation(n as i64, n as i64, device);
-    // the dataset's copies (the CPU's far field reads the object from it)
+    // the probe's incoherent modes `[K, N, N]`, the first one first
+    let single = tensor_to_c64(&probe)?.into_dimensionality::<Ix2>().expect("2-D");
+    let modes = if cfg.probe.modes > 1 {
+        crate::recon::iterative::modes::probe_modes(
+            &single.insert_axis(ndarray::Axis(0)),
+            cfg.probe.modes,
+            cfg.probe.mode_power,
+        )?
+        .0
+    } else {
+        single.insert_axis(ndarray::Axis(0))
+    };
+    // the dataset's copy of the object (the CPU's far field reads it)
     let object_host = tensor_to_c64(&object)?.into_dimensionality::<Ix2>().expect("2-D");
-    let probe_host = tensor_to_c64(&probe)?.into_dimensionality::<Ix2>().expect("2-D");
     let mut values = vec![0f32; count * n * n];
+    // the far-field intensities of every mode, added (one buffer per mode
+    // after the first)
+    let mut mode_values = if modes.shape()[0] > 1 {
+        vec![0f32; count * n * n]
+    } else {
+        Vec::new()
+    };
     let mut patches: Vec<num_complex::Complex32> = Vec::new();
-    if device == Device::Cpu {
-        // fused on the host, a chunk of patterns at a time in each core's cache
-        let probe_values = tensor_to_c64(&modulated_probe)?;
-        let host_object = physics::host::HostObject {
-            values: object_host.as_slice().expect("a fresh array is contiguous"),
-            height: object_host.nrows(),
-            width: object_host.ncols(),
-        };
-        let probe_values = probe_values.as_slice().expect("a fresh array is contiguous");
-        // back to the caller's count, which the workers get back afterwards
-        drop(threads);
-        physics::host::far_field_intensities(host_object, probe_values, n, &positions, &mut values)?;
-        if cfg.store_patches {
+    // back to the caller's count, which the workers get back afterwards
+    drop(threads);
+    for (k, mode) in modes.outer_iter().enumerate() {
+        // the fftshift is folded into the probe (physics::forward::shift_modulation)
+        let modulated_probe =
+            c64_to_tensor(&mode.to_owned(), device) * physics::forward::shift_modulation(n as i64, n as i64, device);
+        let out = if k == 0 { &mut values } else { &mut mode_values };
+        let keep_patches = cfg.store_patches && k == 0;
+        if device == Device::Cpu {
+            // fused on the host, a chunk of patterns at a time in each core's cache
+            let probe_values = tensor_to_c64(&modulated_probe)?;
+            let host_object = physics::host::HostObject {
+                values: object_host.as_slice().expect("a fresh array is contiguous"),
+                height: object_host.nrows(),
+                width: object_host.ncols(),
+            };
+            let probe_values = probe_values.as_slice().expect("a fresh array is contiguous");
+            physics::host::far_field_intensities(host_object, probe_values, n, &positions, out)?;
+            if keep_patches {
+                for start in (0..count).step_by(BATCH) {
+                    let len = BATCH.min(count - start);
+                    let batch =
+                        physics::extract_patches(&object, &pos_t.narrow(0, start as i64, len as i64), n as i64)?;
+                    patches.extend(tensor_to_c64(&batch)?.iter());
+                }
+            }
+        } else {
             for start in (0..count).step_by(BATCH) {
                 let len = BATCH.min(count - start);
-                let batch = physics::extract_patches(&object, &pos_t.narrow(0, start as i64, len as i64), n as i64)?;
-                patches.extend(tensor_to_c64(&batch)?.iter());
+                let mut batch =
+                    physics::extract_patches(&object, &pos_t.narrow(0, start as i64, len as i64), n as i64)?;
+                if keep_patches {
+                    patches.extend(tensor_to_c64(&batch)?.iter());
+                }
+                physics::forward::exit_waves_in_place(&modulated_probe, &mut batch)?;
+                // one copy to the host per batch
+                let intensity = physics::forward::far_field_intensity_modulated(&batch).to_device(Device::Cpu);
+                let dst = &mut out[start * n * n..(start + len) * n * n];
+                intensity.contiguous().f_copy_data(dst, len * n * n)?;
             }
         }
-    } else {
-        for start in (0..count).step_by(BATCH) {
-            let len = BATCH.min(count - start);
-            let mut batch = physics::extract_patches(&object, &pos_t.narrow(0, start as i64, len as i64), n as i64)?;
-            if cfg.store_patches {
-                patches.extend(tensor_to_c64(&batch)?.iter());
-            }
-            physics::forward::exit_waves_in_place(&modulated_probe, &mut batch)?;
-            // one copy to the host per batch
-            let intensity = physics::forward::far_field_intensity_modulated(&batch).to_device(Device::Cpu);
-            let dst = &mut values[start * n * n..(start + len) * n * n];
-            intensity.contiguous().f_copy_data(dst, len * n * n)?;
+        if k > 0 {
+            values
+                .par_iter_mut()
+                .zip(mode_values.par_iter())
+                .for_each(|(v, m)| *v += m);
         }
     }
     // Σ I = Σ |Ψ|² (Parseval), summed on the host per pattern, then in order,
@@ -475,8 +545,8 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
         start_positions_px: positions_px.clone(),
         positions_px,
         scan_index: Array1::zeros(count),
-        probe: probe_host,
-        extra_probe_modes: None,
+        probe: modes.index_axis(ndarray::Axis(0), 0).to_owned(),
+        extra_probe_modes: (modes.shape()[0] > 1).then(|| modes.slice(ndarray::s![1.., .., ..]).to_owned()),
         true_positions_px: None,
         object: Some(object_host),
         patches: cfg
@@ -489,8 +559,8 @@ pub fn simulate_on(cfg: &SimConfig, device: Device) -> Result<Dataset> {
     Ok(ds)
 }
 
-/// Noise-free far-field amplitudes of a dataset's own object, probe and
-/// positions (what `simulate` computes before the noise).
+/// Noise-free far-field amplitudes of a dataset's own object, probe (all
+/// its modes) and positions (what `simulate` computes before the noise).
 ///
 /// # Shapes
 /// returns `[n, N, N]` float32 on `device`
@@ -499,8 +569,12 @@ pub fn forward_amplitudes(ds: &Dataset, device: Device) -> Result<Tensor> {
         .object_tensor(device)
         .ok_or_else(|| Error::value("dataset", "has no ground-truth object"))?;
     let patches = physics::extract_patches(&object, &ds.positions_tensor(device), ds.patch_size() as i64)?;
-    let psi = physics::exit_waves(&ds.probe_tensor(device), &patches)?;
-    Ok(physics::far_field_amplitude(&psi).to_kind(Kind::Float))
+    let modes = c64_to_tensor(&ds.probe_modes(), device);
+    let mut intensity = Tensor::zeros_like(&patches.abs());
+    for k in 0..modes.size()[0] {
+        intensity += physics::far_field_intensity(&physics::exit_waves(&modes.get(k), &patches)?);
+    }
+    Ok(intensity.sqrt().to_kind(Kind::Float))
 }
 
 #[cfg(test)]

@@ -204,6 +204,15 @@ fn a_bundle_refined_by_epie_in_one_call_records_both() -> TestResult {
     let e_plain = object_error(&plain.object, truth, &ds.positions_px, ds.patch_size())?;
     let e_refined = object_error(&refined.object, truth, &ds.positions_px, ds.patch_size())?;
     assert!(e_refined < 0.9 * e_plain, "{e_refined} vs {e_plain}");
+    // its coverage is the solver's illumination (where the data constrain
+    // the refined object), not the network's crop count
+    let solver_alone = reconstruct_iterative(&ds, &cpu(1), &mut |_| {})?.reconstruction;
+    assert_eq!(refined.coverage.dim(), solver_alone.coverage.dim());
+    let peak = solver_alone.coverage.iter().fold(0f32, |m, &v| m.max(v));
+    let worst = (&refined.coverage - &solver_alone.coverage)
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()));
+    assert!(worst <= 1e-4 * peak, "{worst} of {peak}");
     // the metadata round-trips through the NPZ
     let path = dir.path().join("refined.npz");
     write_recon_npz(&refined, &path)?;

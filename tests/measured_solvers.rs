@@ -12,7 +12,7 @@ use ptycho_workbench::recon::iterative::{
     IterativeConfig, IterativeInit, PositionSummary, reconstruct_iterative, reconstruct_iterative_from,
 };
 use ptycho_workbench::simulate::{SimConfig, simulate_on};
-use tch::{Device, Kind, Tensor};
+use tch::Device;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -28,35 +28,6 @@ fn dense_noise_free(seed: u64) -> Dataset {
     cfg.scan.spacing_px = 4.0;
     cfg.dose_photons = None;
     simulate_on(&cfg, Device::Cpu).unwrap()
-}
-
-/// `sqrt(Σ_k |FFT(P_k·patch)|²)/N`, zero frequency at `(N/2, N/2)`, for
-/// every (integer) position of `ds`, from `modes` `[K, N, N]`.
-fn mixed_state_amplitudes(ds: &Dataset, modes: &Array3<Complex32>) -> Array3<f32> {
-    let n = ds.patch_size();
-    let object = ds.object.as_ref().unwrap();
-    let mut out = Array3::zeros((ds.n_images(), n, n));
-    for (k, p) in ds.positions_px.outer_iter().enumerate() {
-        let (x, y) = (p[0].round() as usize, p[1].round() as usize);
-        let patch = object.slice(s![y - n / 2..y + n / 2, x - n / 2..x + n / 2]);
-        let mut intensity = Tensor::zeros([n as i64, n as i64], (Kind::Double, Device::Cpu));
-        for mode in modes.outer_iter() {
-            let exit: Vec<Complex32> = mode.iter().zip(patch.iter()).map(|(a, b)| a * b).collect();
-            let re: Vec<f32> = exit.iter().map(|c| c.re).collect();
-            let im: Vec<f32> = exit.iter().map(|c| c.im).collect();
-            let field = Tensor::complex(&Tensor::from_slice(&re), &Tensor::from_slice(&im))
-                .view([n as i64, n as i64])
-                .to_kind(Kind::ComplexDouble);
-            let spectrum = field
-                .fft_fft2(None::<&[i64]>, [0, 1], "backward")
-                .fft_fftshift(None::<&[i64]>);
-            intensity += spectrum.abs().square();
-        }
-        let a: Vec<f64> = Vec::try_from((intensity / (n * n) as f64).sqrt().reshape([-1])).unwrap();
-        out.index_axis_mut(Axis(0), k)
-            .assign(&Array2::from_shape_vec((n, n), a.into_iter().map(|v| v as f32).collect()).unwrap());
-    }
-    out
 }
 
 /// `sqrt(1 − f)·P` and a second mode `P·x·y` (its centre, in units of the
@@ -82,7 +53,7 @@ fn a_two_mode_solver_fits_mixed_state_data_that_one_mode_cannot_and_finds_the_we
     common::init();
     let mut ds = dense_noise_free(3);
     let truth = two_modes(&ds.probe, 0.25);
-    ds.diffraction = mixed_state_amplitudes(&ds, &truth);
+    ds.diffraction = common::mixed_state_amplitudes(&ds, &truth);
     let run = |modes: usize| {
         let cfg = cpu(IterativeConfig {
             iterations: Some(60),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ndarray::Array2;
+use ndarray::{Array2, Array3};
 use num_complex::Complex32;
 use tch::{Device, Tensor};
 
@@ -22,7 +22,11 @@ pub struct Bundle {
     pub path: PathBuf,
     pub manifest: BundleManifestV1,
     pub model: TrainedModel,
+    /// The probe's first (strongest) mode `[N, N]`.
     pub probe: Array2<Complex32>,
+    /// Every mode the model's physics layer uses `[K, N, N]` (K = 1 for a
+    /// coherent probe).
+    pub probe_modes: Array3<Complex32>,
     /// Member sizes in bytes.
     pub sizes: Vec<(String, u64)>,
 }
@@ -85,11 +89,12 @@ impl Bundle {
         let cfg: ModelConfig = serde_json::from_value(manifest.model_config.clone())
             .map_err(|e| Error::format(path, format!("model_config: {e}")))?;
         cfg.validate().map_err(|e| Error::format(path, e.to_string()))?;
-        let probe = read_probe(&files[members::PROBE], path, cfg.n)?;
+        let probe_modes = read_probe(&files[members::PROBE], path, cfg.n)?;
+        let probe = probe_modes.index_axis(ndarray::Axis(0), 0).to_owned();
         let model = match cfg.kind {
             ModelKind::Pinn => TrainedModel::Pinn(Box::new(Pinn::new(
                 &cfg,
-                &c64_to_tensor(&probe, device),
+                &c64_to_tensor(&probe_modes, device),
                 manifest.intensity_scale,
                 0,
                 device,
@@ -104,6 +109,7 @@ impl Bundle {
             manifest,
             model,
             probe,
+            probe_modes,
             sizes,
         })
     }
@@ -131,14 +137,21 @@ impl Bundle {
     }
 }
 
-fn read_probe(bytes: &[u8], path: &Path, n: usize) -> Result<Array2<Complex32>> {
+/// The bundle's probe as `[K, N, N]`: stored `[N, N]` (one mode) or
+/// `[K, N, N]` (K incoherent modes).
+fn read_probe(bytes: &[u8], path: &Path, n: usize) -> Result<Array3<Complex32>> {
     let a = npy::decode(bytes, path, members::PROBE)?;
-    match a.data {
-        NpyData::C64(v) if a.shape == [n, n] => Ok(Array2::from_shape_vec((n, n), v).expect("sizes agree")),
-        other => Err(Error::format(
+    let modes = match a.shape.as_slice() {
+        [h, w] if *h == n && *w == n => Some(1),
+        [k, h, w] if *k >= 1 && *h == n && *w == n => Some(*k),
+        _ => None,
+    };
+    match (a.data, modes) {
+        (NpyData::C64(v), Some(k)) => Ok(Array3::from_shape_vec((k, n, n), v).expect("sizes agree")),
+        (other, _) => Err(Error::format(
             path,
             format!(
-                "`{}` must be complex64 [{n}, {n}], got {} {:?}",
+                "`{}` must be complex64 [{n}, {n}] or [K, {n}, {n}], got {} {:?}",
                 members::PROBE,
                 other.dtype_name(),
                 a.shape

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
 use super::manifest::{self, BundleManifestV1, TorchScriptInfo, members};
+use crate::array::tensor_to_c64;
 use crate::data::Dataset;
 use crate::data::atomic::write_atomic;
 use crate::data::npy;
@@ -102,10 +103,16 @@ pub fn save_bundle(inputs: &BundleInputs<'_>, dir: &Path) -> Result<PathBuf> {
     let outcome = inputs.outcome;
     let model = &outcome.model;
     let ds = inputs.dataset;
-    let probe: Vec<_> = ds.probe.iter().copied().collect();
+    // the probe the model was trained with: `[N, N]`, or `[K, N, N]` for K
+    // incoherent modes (a supervised model keeps the dataset's first mode)
+    let probe = match model {
+        TrainedModel::Pinn(m) => tensor_to_c64(&m.probe().to_device(Device::Cpu))?,
+        TrainedModel::Supervised(_) => ds.probe.clone().into_dyn(),
+    };
+    let probe_values: Vec<_> = probe.iter().copied().collect();
     let weights = safetensors_bytes(model.var_store())?;
     let mut files: Vec<(&str, Vec<u8>)> = vec![
-        (members::PROBE, npy::encode(ds.probe.shape(), &probe)),
+        (members::PROBE, npy::encode(probe.shape(), &probe_values)),
         (members::AUTOENCODER_WEIGHTS, weights.clone()),
         (members::INFERENCE_WEIGHTS, weights),
         (members::TORCHSCRIPT, torchscript_bytes(model)?),

@@ -5,7 +5,7 @@ use tch::Tensor;
 
 use crate::error::Result;
 use crate::physics::forward::{far_field_intensity_modulated, shift_modulation};
-use crate::physics::{far_field_amplitude, translate_channels, translate_crops};
+use crate::physics::{far_field_amplitude, far_field_intensity, translate_channels, translate_crops};
 
 /// Places the `C` patches of each group on a shared `(N + 2·pad)²` canvas at
 /// their relative offsets and averages where they overlap (normalised by
@@ -100,10 +100,13 @@ pub fn trim(canvas: &Tensor, n: i64) -> Tensor {
     canvas.narrow(1, pad, n).narrow(2, pad, n)
 }
 
-/// Far-field amplitude of object patches under the probe.
+/// Far-field amplitude of object patches under the probe: one coherent
+/// probe `[N, N]`, or K incoherent modes `[K, N, N]` (a partially coherent
+/// beam), whose intensities add: `A = sqrt(Σ_k |F(P_k·O)|²)`.
 ///
 /// # Shapes
-/// - `patches`: `[B, C, N, N]` complex64; `probe`: `[N, N]` complex64 → `[B, C, N, N]` f32
+/// - `patches`: `[B, C, N, N]` complex64; `probe`: `[N, N]` or `[K, N, N]`
+///   complex64 → `[B, C, N, N]` f32
 pub fn diffract(patches: &Tensor, probe: &Tensor) -> Tensor {
     diffract_prepared(patches, &DiffractionProbe::new(probe))
 }
@@ -114,6 +117,8 @@ pub fn diffract(patches: &Tensor, probe: &Tensor) -> Tensor {
 /// and multiplying twice.
 #[derive(Debug)]
 pub struct DiffractionProbe {
+    /// `[N, N]` (one mode) or `[K, N, N]` with K ≥ 2; a single mode given
+    /// as `[1, N, N]` is kept as `[N, N]`.
     probe: Tensor,
     /// Whether `probe` carries the checkerboard (even N).
     modulated: bool,
@@ -121,25 +126,45 @@ pub struct DiffractionProbe {
 
 impl DiffractionProbe {
     /// # Shapes
-    /// `probe`: `[N, N]` complex
+    /// `probe`: `[N, N]` or `[K, N, N]` complex
     pub fn new(probe: &Tensor) -> Self {
+        let probe = if probe.dim() == 3 && probe.size()[0] == 1 {
+            probe.squeeze_dim(0)
+        } else {
+            probe.shallow_clone()
+        };
         let s = probe.size();
         let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
         let modulated = h % 2 == 0 && w % 2 == 0;
         let probe = if modulated {
-            probe * shift_modulation(h, w, probe.device())
+            &probe * shift_modulation(h, w, probe.device())
         } else {
-            probe.shallow_clone()
+            probe
         };
         DiffractionProbe { probe, modulated }
     }
+
+    /// How many incoherent modes the probe has.
+    pub fn modes(&self) -> i64 {
+        if self.probe.dim() == 3 { self.probe.size()[0] } else { 1 }
+    }
 }
 
-/// [`diffract`] with a prepared probe.
+/// [`diffract`] with a prepared probe. With K modes every exit wave is
+/// formed K times (`[B, C, K, N, N]`): K times the memory and FFTs of one.
 ///
 /// # Shapes
 /// - `patches`: `[B, C, N, N]` complex64 → `[B, C, N, N]` f32
 pub fn diffract_prepared(patches: &Tensor, probe: &DiffractionProbe) -> Tensor {
+    if probe.modes() > 1 {
+        let exit_waves = patches.unsqueeze(2) * &probe.probe;
+        let intensity = if probe.modulated {
+            far_field_intensity_modulated(&exit_waves)
+        } else {
+            far_field_intensity(&exit_waves)
+        };
+        return intensity.sum_dim_intlist(2, false, None).sqrt();
+    }
     let exit_waves = patches * &probe.probe;
     if probe.modulated {
         far_field_intensity_modulated(&exit_waves).sqrt()
@@ -224,6 +249,58 @@ mod tests {
         let back = extract(&canvas, &offs, 16).unwrap();
         let d = (&back - &patches).abs().max().double_value(&[]);
         assert!(d < 1e-5, "{d}");
+    }
+
+    /// `sqrt(Σ_k |DFT(P_k·O)|²)/N` by direct summation (float64), zero
+    /// frequency at index `⌊N/2⌋`.
+    fn direct_mixed_state(patch: &[(f64, f64)], modes: &[Vec<(f64, f64)>], n: usize) -> Vec<f64> {
+        let mut out = vec![0.0; n * n];
+        for (u, v) in (0..n).flat_map(|u| (0..n).map(move |v| (u, v))) {
+            let (fu, fv) = (u as f64 - (n / 2) as f64, v as f64 - (n / 2) as f64);
+            for mode in modes {
+                let (mut re, mut im) = (0.0, 0.0);
+                for (y, x) in (0..n).flat_map(|y| (0..n).map(move |x| (y, x))) {
+                    let (pr, pi) = mode[y * n + x];
+                    let (or, oi) = patch[y * n + x];
+                    let (er, ei) = (pr * or - pi * oi, pr * oi + pi * or);
+                    let angle = -2.0 * std::f64::consts::PI * (fu * y as f64 + fv * x as f64) / n as f64;
+                    re += er * angle.cos() - ei * angle.sin();
+                    im += er * angle.sin() + ei * angle.cos();
+                }
+                out[u * n + v] += (re * re + im * im) / (n * n) as f64;
+            }
+        }
+        out.iter().map(|v| v.sqrt()).collect()
+    }
+
+    #[test]
+    fn several_modes_add_their_far_field_intensities() {
+        // even N (the checkerboard path) and odd N (fftshift)
+        for n in [6usize, 5] {
+            tch::manual_seed(n as i64);
+            let patch = Tensor::randn([1, 1, n as i64, n as i64], (Kind::ComplexFloat, Device::Cpu));
+            let modes = Tensor::randn([3, n as i64, n as i64], (Kind::ComplexFloat, Device::Cpu));
+            let pairs = |t: &Tensor| -> Vec<(f64, f64)> {
+                let v: Vec<f32> = Vec::try_from(t.view_as_real().reshape([-1])).unwrap();
+                v.chunks(2).map(|c| (c[0] as f64, c[1] as f64)).collect()
+            };
+            let want = direct_mixed_state(
+                &pairs(&patch),
+                &(0..3).map(|k| pairs(&modes.get(k))).collect::<Vec<_>>(),
+                n,
+            );
+            let got: Vec<f32> = Vec::try_from(diffract(&patch, &modes).reshape([-1])).unwrap();
+            let d = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (*a as f64 - b).abs())
+                .fold(0.0, f64::max);
+            assert!(d < 1e-4, "N = {n}: {d}");
+            // one mode given as [1, N, N] is the coherent probe [N, N]
+            let one = diffract(&patch, &modes.narrow(0, 0, 1));
+            let coherent = diffract(&patch, &modes.get(0));
+            assert_eq!((one - coherent).abs().max().double_value(&[]), 0.0);
+        }
     }
 
     #[test]

@@ -66,17 +66,20 @@ pub struct Pinn {
 
 impl Pinn {
     /// Builds the network with fresh weights (fixed by `seed`) on `device`;
-    /// `probe` is `[N, N]` complex64, `intensity_scale` the dataset's `s`.
+    /// `probe` is `[N, N]` complex64 (coherent) or `[K, N, N]` (K incoherent
+    /// modes, whose intensities the physics layer adds), `intensity_scale`
+    /// the dataset's `s`.
     pub fn new(cfg: &ModelConfig, probe: &Tensor, intensity_scale: f64, seed: u64, device: Device) -> Result<Self> {
         cfg.validate()?;
         if cfg.kind != ModelKind::Pinn {
             return Err(Error::config("model.kind", "Pinn::new needs kind = \"pinn\""));
         }
         let n = cfg.n as i64;
-        if probe.size() != [n, n] {
+        let shape = probe.size();
+        if !(shape == [n, n] || (shape.len() == 3 && shape[0] >= 1 && shape[1..] == [n, n])) {
             return Err(Error::shape(
                 "probe",
-                format!("[{n}, {n}]"),
+                format!("[{n}, {n}] or [K, {n}, {n}]"),
                 format!("{:?}", probe.size()),
             ));
         }
@@ -99,6 +102,12 @@ impl Pinn {
             log_scale.set_requires_grad(false)
         };
         super::init::reinitialise(&vs, seed);
+        // one mode given as `[1, N, N]` is the coherent probe `[N, N]`
+        let probe = if shape.len() == 3 && shape[0] == 1 {
+            probe.squeeze_dim(0)
+        } else {
+            probe.shallow_clone()
+        };
         let probe = probe.to_device(device).to_kind(Kind::ComplexFloat);
         Ok(Pinn {
             cfg: cfg.clone(),
@@ -128,9 +137,14 @@ impl Pinn {
         self.vs.device()
     }
 
-    /// The probe `[N, N]` complex64.
+    /// The probe: `[N, N]` (coherent) or `[K, N, N]` with K ≥ 2, complex64.
     pub fn probe(&self) -> &Tensor {
         &self.probe
+    }
+
+    /// How many incoherent probe modes the physics layer uses.
+    pub fn probe_modes(&self) -> usize {
+        self.diffraction_probe.modes() as usize
     }
 
     /// Current intensity scale `exp(log s)`.

@@ -22,8 +22,8 @@ pub use figure::Figure;
 pub use html::{base64, dataframe_html, display_html, escape_html, html_table, mime_block};
 pub use panel::{BarPanel, ComplexPanel, ImagePanel, LinePanel, Panel, Scale, ScanPanel, SecondaryAxis, Series};
 pub use recipes::{
-    FOOTPRINT_POWER, comparison, complex_image, dataset_overview, diffraction, frc, frc_half_set, history, image,
-    lines, mean_pattern_vs_probe, metric_bars, position_corrections, probe_footprint_radius_px, probe_modes,
-    reconstruction, scan_positions,
+    FOOTPRINT_POWER, comparison, comparison_with, complex_image, dataset_overview, diffraction, frc, frc_half_set,
+    history, image, lines, mean_pattern_vs_probe, metric_bars, position_corrections, probe_footprint_radius_px,
+    probe_modes, reconstruction, scan_positions,
 };
 pub use ticks::{format_length, format_number};

@@ -297,6 +297,16 @@ fn abs_quantile<'a>(values: impl Iterator<Item = &'a f32>, q: f64) -> f64 {
 /// nonzero) use a diverging map symmetric about 0 with limits at the
 /// 99.5th percentile of |error| over all rows.
 pub fn comparison(truth: &Array2<Complex32>, recons: &[(&str, &Array2<Complex32>)]) -> Result<Figure> {
+    comparison_with("truth", truth, recons)
+}
+
+/// [`comparison`] against a reference that is not the truth (another
+/// reconstruction): `reference` names it in the titles and labels.
+pub fn comparison_with(
+    reference: &str,
+    truth: &Array2<Complex32>,
+    recons: &[(&str, &Array2<Complex32>)],
+) -> Result<Figure> {
     if truth.is_empty() {
         return Err(Error::value("comparison truth", "has no pixels"));
     }
@@ -304,7 +314,7 @@ pub fn comparison(truth: &Array2<Complex32>, recons: &[(&str, &Array2<Complex32>
         if r.dim() != truth.dim() {
             return Err(Error::shape(
                 format!("comparison `{name}`"),
-                format!("{:?} (the truth's shape)", truth.dim()),
+                format!("{:?} (the {reference}'s shape)", truth.dim()),
                 format!("{:?}", r.dim()),
             ));
         }
@@ -349,8 +359,8 @@ pub fn comparison(truth: &Array2<Complex32>, recons: &[(&str, &Array2<Complex32>
             .with_axes(false)
     };
     let mut panels: Vec<Panel> = vec![
-        amp_panel("truth: amplitude".into(), truth_amp).into(),
-        ImagePanel::phase("truth: phase", truth.mapv(|c| c.arg()))
+        amp_panel(format!("{reference}: amplitude"), truth_amp).into(),
+        ImagePanel::phase(format!("{reference}: phase"), truth.mapv(|c| c.arg()))
             .with_axes(false)
             .into(),
         Panel::Empty,
@@ -366,7 +376,7 @@ pub fn comparison(truth: &Array2<Complex32>, recons: &[(&str, &Array2<Complex32>
         panels.push(
             ImagePanel::diverging(format!("{name}: amplitude error"), amp_err)
                 .with_limits(-amp_lim, amp_lim)
-                .with_label("pred − truth")
+                .with_label(format!("pred − {reference}"))
                 .with_axes(false)
                 .into(),
         );
@@ -381,7 +391,7 @@ pub fn comparison(truth: &Array2<Complex32>, recons: &[(&str, &Array2<Complex32>
     let n_rows = 1 + recons.len();
     let (h, w) = truth.dim();
     Ok(Figure::from_panels(4, panels)
-        .with_title("comparison with the truth (global phase offset removed)")
+        .with_title(format!("comparison with the {reference} (global phase offset removed)"))
         .with_size(4 * COMPARISON_CELL_W, comparison_row_height(h, w) * n_rows as u32 + 40))
 }
 
@@ -648,5 +658,18 @@ mod tests {
         assert!(p.data.iter().all(|e| e.abs() < 1e-5), "{:?}", p.data);
         let wrong = Array2::<Complex32>::zeros((4, 8));
         assert!(comparison(&truth, &[("wrong", &wrong)]).is_err());
+        // against another reconstruction, the figure does not call it the truth
+        let svg = comparison_with("reference", &truth, &[("shifted", &shifted)])
+            .unwrap()
+            .to_svg()
+            .unwrap();
+        assert!(svg.contains("reference: amplitude") && !svg.contains("truth"), "titles");
+        assert!(
+            comparison(&truth, &[("shifted", &shifted)])
+                .unwrap()
+                .to_svg()
+                .unwrap()
+                .contains("truth: phase")
+        );
     }
 }

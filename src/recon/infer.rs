@@ -393,7 +393,7 @@ impl Bundle {
             TrainedModel::Supervised(_) => "supervised inference",
         };
         let mut object = tensor_to_c64(&object)?.into_dimensionality::<Ix2>().expect("2-D");
-        let coverage = tensor_to_f32(&coverage)?.into_dimensionality::<Ix2>().expect("2-D");
+        let mut coverage = tensor_to_f32(&coverage)?.into_dimensionality::<Ix2>().expect("2-D");
         let (mut source, mut refinement) = (network.to_string(), None);
         if let Some(r) = &cfg.refine {
             let solver_cfg = IterativeConfig {
@@ -408,6 +408,10 @@ impl Bundle {
             };
             let out = reconstruct_iterative_from(ds, &solver_cfg, Some(&init), &mut |_| {})?;
             object = out.reconstruction.object;
+            // the solver's illumination, as for a solver's own object: where
+            // the data constrain the refined object (a half-set FRC or a
+            // comparison with a reference picks its region from it)
+            coverage = out.reconstruction.coverage;
             let solver = out.reconstruction.metadata.solver.expect("solver summary");
             source = format!(
                 "{network} + {}{}",

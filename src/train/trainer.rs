@@ -16,6 +16,7 @@ use super::config::{LrSchedule, TrainConfig};
 use super::data::TrainingData;
 use super::history::{EpochRecord, History, TrainObserver};
 use super::scaler::LossScaler;
+use crate::array::c64_to_tensor;
 use crate::data::Dataset;
 use crate::data::atomic::write_via_temp_path;
 use crate::error::{Error, Result};
@@ -163,7 +164,8 @@ impl Trainer {
         let model = match self.model.kind {
             ModelKind::Pinn => TrainedModel::Pinn(Box::new(Pinn::new(
                 &self.model,
-                &ds.probe_tensor(self.device),
+                // every mode: a partially coherent beam's intensities add
+                &c64_to_tensor(&ds.probe_modes(), self.device),
                 data.intensity_scale,
                 self.train.seed,
                 self.device,

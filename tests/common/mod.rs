@@ -147,3 +147,48 @@ pub fn max_rel_err(a: &[f64], b: &[f64]) -> f64 {
     let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
 }
+
+/// `sqrt(Σ_k |FFT(P_k·patch)|²)/N` of one object patch `[N, N]` under the
+/// modes `[K, N, N]`, zero frequency at `(N/2, N/2)`: plain float64 FFTs,
+/// mode by mode, independent of the library's batched and fused code.
+pub fn mixed_state_far_field(
+    patch: ndarray::ArrayView2<'_, num_complex::Complex32>,
+    modes: &ndarray::Array3<num_complex::Complex32>,
+) -> ndarray::Array2<f32> {
+    use tch::{Device, Kind, Tensor};
+    let n = patch.nrows();
+    let mut intensity = Tensor::zeros([n as i64, n as i64], (Kind::Double, Device::Cpu));
+    for mode in modes.outer_iter() {
+        let exit: Vec<num_complex::Complex32> = mode.iter().zip(patch.iter()).map(|(a, b)| a * b).collect();
+        let re: Vec<f32> = exit.iter().map(|c| c.re).collect();
+        let im: Vec<f32> = exit.iter().map(|c| c.im).collect();
+        let field = Tensor::complex(&Tensor::from_slice(&re), &Tensor::from_slice(&im))
+            .view([n as i64, n as i64])
+            .to_kind(Kind::ComplexDouble);
+        let spectrum = field
+            .fft_fft2(None::<&[i64]>, [0, 1], "backward")
+            .fft_fftshift(None::<&[i64]>);
+        intensity += spectrum.abs().square();
+    }
+    let a: Vec<f64> = Vec::try_from((intensity / (n * n) as f64).sqrt().reshape([-1])).unwrap();
+    ndarray::Array2::from_shape_vec((n, n), a.into_iter().map(|v| v as f32).collect()).unwrap()
+}
+
+/// [`mixed_state_far_field`] at every (integer) position of `ds`, from its
+/// ground-truth object.
+pub fn mixed_state_amplitudes(
+    ds: &ptycho_workbench::data::Dataset,
+    modes: &ndarray::Array3<num_complex::Complex32>,
+) -> ndarray::Array3<f32> {
+    use ndarray::s;
+    let n = ds.patch_size();
+    let object = ds.object.as_ref().unwrap();
+    let mut out = ndarray::Array3::zeros((ds.n_images(), n, n));
+    for (k, p) in ds.positions_px.outer_iter().enumerate() {
+        let (x, y) = (p[0].round() as usize, p[1].round() as usize);
+        let patch = object.slice(s![y - n / 2..y + n / 2, x - n / 2..x + n / 2]);
+        out.index_axis_mut(ndarray::Axis(0), k)
+            .assign(&mixed_state_far_field(patch, modes));
+    }
+    out
+}
