@@ -170,6 +170,28 @@ fn bad_schedule_and_phase_range_options_are_named() -> TestResult {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("--gridsize") && err.contains('3'), "{bench}: {err}");
     }
+    // the measured-data benchmark says how to get what it lacks
+    let out = ptycho(&["bench", "measured", "--data", &p("no_scan.npz")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no_scan.npz") && err.contains("make measured-data"),
+        "{err}"
+    );
+    let out = ptycho(&[
+        "bench",
+        "measured",
+        "--data",
+        &root().join("Cargo.toml").to_string_lossy(),
+        "--peer-python",
+        &p("no_env/bin/python"),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no_env") && err.contains("pip install ptychi==2.2.0"),
+        "{err}"
+    );
     assert_eq!(std::fs::read_dir(dir.path())?.count(), 0, "something was left behind");
     Ok(())
 }

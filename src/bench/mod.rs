@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+mod measured;
 mod same_seed;
 mod suite;
 
 use crate::error::{Error, Result};
 use crate::simulate::{ObjectKind, ScanKind, SimConfig, simulate_on};
+pub use measured::{MeasuredBench, default_peer_python, measured_bench, summarise_frc};
 pub use same_seed::{SameSeed, SameSeedRun, same_seed_losses};
 pub use suite::{Machine, SuiteConfig, SuiteReport, format_report, measure_peak_flops, run_suite, save_report};
 

@@ -554,6 +554,31 @@ enum BenchCommand {
         #[arg(long, default_value = "auto")]
         device: String,
     },
+    /// Our ePIE against pty-chi 2.2 LSQML on a measured scan's two
+    /// interleaved halves: epochs per second per half and both tools'
+    /// half-set FRC (needs `make measured-data` and pty-chi in an optional
+    /// environment, `.venv-peers` or PTYCHO_PEER_PYTHON).
+    Measured {
+        #[arg(long)]
+        json: bool,
+        /// A measured scan in our NPZ format.
+        #[arg(long, default_value = "data/measured/siemens_star.npz")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        epochs: usize,
+        /// Incoherent probe modes, refined by both tools.
+        #[arg(long, default_value_t = 3)]
+        probe_modes: usize,
+        /// Rounds of (ours on both halves, pty-chi on both halves).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        /// Threads for libtorch and pty-chi's (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Python of the environment with pty-chi (default: .venv-peers).
+        #[arg(long)]
+        peer_python: Option<PathBuf>,
+    },
     /// Iterative solver (batched ePIE) epochs per second against the same
     /// algorithm in numpy.
     Iterative {
@@ -1148,6 +1173,26 @@ fn run(cli: Cli) -> Result<()> {
             if !report.failures.is_empty() {
                 bail!("{} benchmark(s) failed", report.failures.len());
             }
+        }
+        Command::Bench(BenchCommand::Measured {
+            json,
+            data,
+            epochs,
+            probe_modes,
+            rounds,
+            threads,
+            peer_python,
+        }) => {
+            let b = bench::MeasuredBench {
+                data,
+                epochs,
+                probe_modes,
+                rounds,
+                threads: threads.unwrap_or_else(bench::default_threads),
+                device: tch::Device::Cpu,
+                peer_python: peer_python.unwrap_or_else(bench::default_peer_python),
+            };
+            print_bench(&bench::measured_bench(&b)?, json)?;
         }
         Command::Bench(BenchCommand::Iterative {
             json,

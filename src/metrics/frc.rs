@@ -58,6 +58,19 @@ pub fn half_bit_threshold(n_pixels: usize) -> f64 {
 }
 
 impl FrcCurve {
+    /// The mean FRC over the rings with `lo ≤ cycles/px < hi` (`hi` = 0.5
+    /// includes Nyquist's ring), NaN rings left out; NaN when none is left.
+    /// A curve that crosses no threshold is summarised by such band means.
+    pub fn band_mean(&self, lo: f64, hi: f64) -> f64 {
+        let (sum, count) = self
+            .cycles_per_px
+            .iter()
+            .zip(&self.frc)
+            .filter(|&(&f, v)| f >= lo && (f < hi || (hi >= 0.5 && f <= hi)) && !v.is_nan())
+            .fold((0.0, 0usize), |(s, c), (_, &v)| (s + v, c + 1));
+        if count == 0 { f64::NAN } else { sum / count as f64 }
+    }
+
     /// The first crossing below `threshold`, in ring units: for the first
     /// ring `i` with `FRC(i) < threshold`, linear interpolation between ring
     /// `i−1` (≥ threshold) and ring `i`,
@@ -187,6 +200,20 @@ mod tests {
             size_px: n,
             n_pixels: vec![1; n / 2 + 1],
         }
+    }
+
+    #[test]
+    fn band_means_by_hand() {
+        // rings 0..4 of an 8-px square: 0, 0.125, 0.25, 0.375, 0.5 cycles/px
+        let c = curve(vec![f64::NAN, 0.9, 0.7, 0.5, 0.1]);
+        assert!((c.band_mean(0.1, 0.25) - 0.9).abs() < 1e-12);
+        assert!((c.band_mean(0.25, 0.5) - (0.7 + 0.5 + 0.1) / 3.0).abs() < 1e-12);
+        assert!((c.band_mean(0.0, 0.2) - 0.9).abs() < 1e-12, "the NaN ring is left out");
+        assert!(
+            (c.band_mean(0.25, 0.4) - 0.6).abs() < 1e-12,
+            "below 0.5 the upper edge is open"
+        );
+        assert!(c.band_mean(0.13, 0.2).is_nan());
     }
 
     #[test]
