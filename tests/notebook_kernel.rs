@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,21 @@ fn fake_kernel(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-fn launch(dir: &Path, name: &str, env: &[(&str, &str)]) -> Child {
+/// A running launcher; dropping it lets the stand-in end and waits for it
+/// (also when an assertion fails first).
+struct Kernel {
+    child: Child,
+    release: PathBuf,
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.release, "");
+        let _ = self.child.wait();
+    }
+}
+
+fn launch(dir: &Path, name: &str, env: &[(&str, &str)]) -> Kernel {
     let mut command = Command::new("bash");
     command
         .arg(root().join("scripts/evcxr_kernel.sh"))
@@ -39,7 +54,10 @@ fn launch(dir: &Path, name: &str, env: &[(&str, &str)]) -> Child {
     for (k, v) in env {
         command.env(k, v);
     }
-    command.spawn().unwrap()
+    Kernel {
+        child: command.spawn().unwrap(),
+        release: dir.join(format!("{name}.release")),
+    }
 }
 
 /// The stand-in's report: build folder, config folder, arguments.
@@ -57,9 +75,10 @@ fn report(dir: &Path, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn release(dir: &Path, name: &str, mut child: Child) {
-    std::fs::write(dir.join(format!("{name}.release")), "").unwrap();
-    assert!(child.wait().unwrap().success());
+/// Ends a kernel and checks that the launcher exited as its kernel did.
+fn release(mut kernel: Kernel) {
+    std::fs::write(&kernel.release, "").unwrap();
+    assert!(kernel.child.wait().unwrap().success());
 }
 
 #[test]
@@ -89,11 +108,11 @@ fn each_running_kernel_gets_its_own_build_folder_and_the_users_settings() -> Tes
         "{cargo}"
     );
     // the first kernel ends: its folder is free again for the next one
-    release(d, "a", first);
+    release(first);
     let third = launch(d, "c", &[]);
     assert_eq!(report(d, "c")[0], kernels.join("0").to_string_lossy());
-    release(d, "b", second);
-    release(d, "c", third);
+    release(second);
+    release(third);
     // a caller with its own folders (scripts/run_notebooks.py) keeps them
     let own = launch(
         d,
@@ -104,6 +123,6 @@ fn each_running_kernel_gets_its_own_build_folder_and_the_users_settings() -> Tes
         report(d, "ci")[..2],
         ["/ci/build".to_string(), "/ci/config".to_string()]
     );
-    release(d, "ci", own);
+    release(own);
     Ok(())
 }
