@@ -104,6 +104,27 @@ fn train_briefly(ds: &Dataset) -> (TrainConfig, ModelConfig, ptycho_workbench::t
     (train, model, out)
 }
 
+/// Saves `outcome` as a bundle in `dir`; the bundle's path and the shape
+/// of its `probe.npy` as stored in the zip.
+fn save_and_read_probe_shape(
+    ds: &Dataset,
+    train: &TrainConfig,
+    outcome: &ptycho_workbench::train::TrainOutcome,
+    dir: &std::path::Path,
+) -> Result<(std::path::PathBuf, Vec<usize>), Box<dyn std::error::Error>> {
+    let path = save_bundle(
+        &BundleInputs {
+            outcome,
+            train_config: train,
+            dataset: ds,
+        },
+        dir,
+    )?;
+    let members = ptycho_workbench::data::archive::read_members(&path, "bundle", |n| n == "probe.npy")?;
+    let stored = ptycho_workbench::data::npy::decode(&members[0].1, &path, "probe.npy")?;
+    Ok((path, stored.shape))
+}
+
 #[test]
 fn the_pinn_diffracts_through_every_mode_and_its_bundle_keeps_them() -> TestResult {
     init();
@@ -138,17 +159,8 @@ fn the_pinn_diffracts_through_every_mode_and_its_bundle_keeps_them() -> TestResu
 
     // the bundle stores `[K, N, N]` and a reload predicts the same counts
     let dir = tempfile::tempdir()?;
-    let path = save_bundle(
-        &BundleInputs {
-            outcome: &outcome,
-            train_config: &train,
-            dataset: &ds,
-        },
-        dir.path(),
-    )?;
-    let members = ptycho_workbench::data::archive::read_members(&path, "bundle", |n| n == "probe.npy")?;
-    let stored = ptycho_workbench::data::npy::decode(&members[0].1, &path, "probe.npy")?;
-    assert_eq!(stored.shape, [2, 32, 32]);
+    let (path, stored_shape) = save_and_read_probe_shape(&ds, &train, &outcome, dir.path())?;
+    assert_eq!(stored_shape, [2, 32, 32]);
     let loaded = Bundle::load(&path, Device::Cpu)?;
     assert_eq!(loaded.probe_modes, modes);
     assert_eq!(loaded.probe, ds.probe);
@@ -172,17 +184,8 @@ fn a_coherent_bundle_still_stores_one_probe_plane() -> TestResult {
     let ds = simulate_on(&mixed_config(1), Device::Cpu)?;
     let (train, _, outcome) = train_briefly(&ds);
     let dir = tempfile::tempdir()?;
-    let path = save_bundle(
-        &BundleInputs {
-            outcome: &outcome,
-            train_config: &train,
-            dataset: &ds,
-        },
-        dir.path(),
-    )?;
-    let members = ptycho_workbench::data::archive::read_members(&path, "bundle", |n| n == "probe.npy")?;
-    let stored = ptycho_workbench::data::npy::decode(&members[0].1, &path, "probe.npy")?;
-    assert_eq!(stored.shape, [32, 32], "earlier readers of probe.npy see what they did");
+    let (path, stored_shape) = save_and_read_probe_shape(&ds, &train, &outcome, dir.path())?;
+    assert_eq!(stored_shape, [32, 32], "earlier readers of probe.npy see what they did");
     let loaded = Bundle::load(&path, Device::Cpu)?;
     assert_eq!(loaded.probe_modes.shape(), [1, 32, 32]);
     let first: Array2<Complex32> = loaded.probe_modes.index_axis(Axis(0), 0).to_owned();
