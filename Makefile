@@ -5,7 +5,7 @@ export OMP_WAIT_POLICY ?= passive
 CARGO ?= cargo
 DEMO_DIR ?= out/demo
 
-.PHONY: setup demo test fmt lint unit notebooks slurm pack bench quality fixtures measured-data measured-data-ci
+.PHONY: setup demo test fmt lint unit notebooks slurm pack bench quality fixtures measured-data measured-data-ci ptychopinn-env ptychopinn-fixtures ptychopinn-check
 
 setup:
 	@bash scripts/setup.sh
@@ -80,3 +80,46 @@ measured-data-ci: setup
 # Regenerate the small test fixtures (numpy/scipy/h5py references).
 fixtures: setup
 	@for s in tests/fixtures/*/make_*.py; do echo "$$s"; .venv/bin/python "$$s"; done
+
+# PtychoPINN interop (optional, not part of `make test`; docs/ptychopinn.md).
+# `ptycho bundle import-ptychopinn` needs none of this; exporting and the
+# fixture generator run PtychoPINN's own code: TensorFlow 2.19 on CPU in
+# .venv-ptychopinn, and a PtychoPINN source tree of yours in PTYCHOPINN_SRC
+# (a checkout of github.com/hoidn/PtychoPINN, checked at 712c23f), put on
+# PYTHONPATH as it is.
+PTYCHOPINN_PY := .venv-ptychopinn/bin/python
+ptychopinn-env:
+	@if [[ ! -x $(PTYCHOPINN_PY) ]]; then python3 -m venv .venv-ptychopinn; fi
+	$(PTYCHOPINN_PY) -m pip install --quiet -r scripts/ptychopinn-requirements.txt
+	@if [[ -z "$(PTYCHOPINN_SRC)" || ! -f "$(PTYCHOPINN_SRC)/ptycho/model.py" ]]; then \
+		echo "set PTYCHOPINN_SRC to a PtychoPINN source tree (its ptycho/ package)"; exit 1; fi
+	PYTHONPATH=$(PTYCHOPINN_SRC) TF_CPP_MIN_LOG_LEVEL=3 $(PTYCHOPINN_PY) -c "import ptycho.model_manager, ptycho.workflows.components; print('PtychoPINN imports')"
+
+# The PtychoPINN fixtures of tests/ptychopinn_import.rs: PtychoPINN trains,
+# saves and predicts (tests/fixtures/ptychopinn/run_ptychopinn.py), then our
+# import of gridsize 2 goes back through PtychoPINN's saver (exported_gs2).
+PPINN_WORK := out/ptychopinn-fixtures
+ptychopinn-fixtures: ptychopinn-env
+	$(CARGO) build --release --bin ptycho
+	mkdir -p $(PPINN_WORK)
+	target/release/ptycho simulate --out $(PPINN_WORK)/train64.npz --object siemens-star --probe disk \
+		--size-px 64 --object-size-px 160 --scan raster --spacing-px 8 --dose 1e6 --seed 11 --device cpu
+	for g in 1 2; do PYTHONPATH=$(PTYCHOPINN_SRC) $(PTYCHOPINN_PY) tests/fixtures/ptychopinn/run_ptychopinn.py \
+		$(PPINN_WORK)/train64.npz tests/fixtures/ptychopinn $$g; done
+	target/release/ptycho bundle import-ptychopinn tests/fixtures/ptychopinn/gs2/wts.h5.zip \
+		--probe $(PPINN_WORK)/train64.npz --out $(PPINN_WORK)/ours_gs2.wts.h5.zip
+	PTYCHOPINN_SRC=$(PTYCHOPINN_SRC) target/release/ptycho bundle export-ptychopinn $(PPINN_WORK)/ours_gs2.wts.h5.zip \
+		--out tests/fixtures/ptychopinn/exported_gs2/wts.h5.zip
+
+# Export round trips through PtychoPINN (import → export → load_inference_bundle
+# → import), gridsize 1 and 2, with the figures the export prints.
+ptychopinn-check: ptychopinn-env
+	$(CARGO) build --release --bin ptycho
+	mkdir -p $(PPINN_WORK)
+	$(CARGO) run --release --quiet --bin ptycho -- simulate --out $(PPINN_WORK)/probe64.npz --size-px 64 \
+		--object-size-px 128 --spacing-px 16 --seed 3 --device cpu > /dev/null
+	for g in 1 2; do \
+		target/release/ptycho bundle import-ptychopinn tests/fixtures/ptychopinn/gs$$g/wts.h5.zip \
+			--probe $(PPINN_WORK)/probe64.npz --out $(PPINN_WORK)/check_gs$$g.wts.h5.zip && \
+		PTYCHOPINN_SRC=$(PTYCHOPINN_SRC) target/release/ptycho bundle export-ptychopinn \
+			$(PPINN_WORK)/check_gs$$g.wts.h5.zip --out $(PPINN_WORK)/check_gs$$g/wts.h5.zip || exit 1; done

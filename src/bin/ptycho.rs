@@ -47,7 +47,7 @@ enum Command {
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Train a PINN or the supervised baseline and save a bundle.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Inspect model bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -318,6 +318,14 @@ struct TrainArgs {
     /// (PtychoPINN) or in each member's frame (`members`; default: the model's).
     #[arg(long)]
     overlap_frame: Option<String>,
+    /// Activations of the decoders' border branch: `centre` (the centre's;
+    /// ours) or `swish` (PtychoPINN's; needed to export to PtychoPINN).
+    #[arg(long)]
+    border_activation: Option<String>,
+    /// What the overlap constraint divides by: `coverage` (ours) or
+    /// `centre-square` (PtychoPINN's: central squares' coverage + 0.001).
+    #[arg(long)]
+    reassembly_norm: Option<String>,
     /// fp32 (libtorch's defaults: TF32 convolutions on GPUs that have them), fp32-strict (TF32 off), fp16 (CUDA autocast with a dynamic loss scale) or bf16 (autocast on CUDA or the CPU; default: fp32).
     #[arg(long)]
     precision: Option<String>,
@@ -336,6 +344,41 @@ enum BundleCommand {
         file: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+    /// Convert a PtychoPINN (TensorFlow) wts.h5.zip into one of our bundles.
+    /// Only its Keras graph (JSON), weights (HDF5) and intensity scale are
+    /// read: nothing pickled is ever opened.
+    ImportPtychopinn {
+        /// PtychoPINN's wts.h5.zip.
+        file: PathBuf,
+        /// A dataset (.npz) whose probeGuess the model's physics uses
+        /// (PtychoPINN keeps its probe only in a pickle).
+        #[arg(long)]
+        probe: PathBuf,
+        /// PtychoPINN's probe_scale the model was trained with.
+        #[arg(long, default_value_t = ptycho_workbench::bundle::ptychopinn::DEFAULT_PROBE_SCALE)]
+        probe_scale: f64,
+        /// Our bundle to write: a .zip path, or a folder for folder/wts.h5.zip.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write one of our bundles as a PtychoPINN wts.h5.zip with PtychoPINN's
+    /// own saver (the optional environment of `make ptychopinn-env`), then
+    /// check that PtychoPINN's loader predicts what ours does and that the
+    /// weights read back are ours bit for bit.
+    ExportPtychopinn {
+        file: PathBuf,
+        /// The PtychoPINN bundle to write (PtychoPINN's loader wants it
+        /// named wts.h5.zip).
+        #[arg(long)]
+        out: PathBuf,
+        /// Python with TensorFlow and PtychoPINN's dependencies
+        /// [default: $PTYCHO_PTYCHOPINN_PYTHON, else .venv-ptychopinn/bin/python].
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// PtychoPINN's source tree, put on PYTHONPATH [default: $PTYCHOPINN_SRC].
+        #[arg(long)]
+        ptychopinn_src: Option<PathBuf>,
     },
 }
 
@@ -840,6 +883,26 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
             "centroid" => ptycho_workbench::model::OverlapFrame::Centroid,
             "members" => ptycho_workbench::model::OverlapFrame::Members,
             other => bail!("--overlap-frame: `{other}` is not centroid or members"),
+        };
+    }
+    if let Some(b) = &a.border_activation {
+        if a.init_bundle.is_some() {
+            bail!("--border-activation: fine-tuning keeps the bundle's network");
+        }
+        model.border_activation = match b.as_str() {
+            "centre" => ptycho_workbench::model::BorderActivation::Centre,
+            "swish" => ptycho_workbench::model::BorderActivation::Swish,
+            other => bail!("--border-activation: `{other}` is not centre or swish"),
+        };
+    }
+    if let Some(r) = &a.reassembly_norm {
+        if a.init_bundle.is_some() {
+            bail!("--reassembly-norm: fine-tuning keeps the bundle's network");
+        }
+        model.reassembly_norm = match r.as_str() {
+            "coverage" => ptycho_workbench::model::ReassemblyNorm::Coverage,
+            "centre-square" => ptycho_workbench::model::ReassemblyNorm::CentreSquare,
+            other => bail!("--reassembly-norm: `{other}` is not coverage or centre-square"),
         };
     }
     if let Some(p) = &a.phase_activation {
@@ -1567,7 +1630,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Study(c) => study::run(c)?,
         Command::Train(a) => {
-            let spec = job_spec(a)?;
+            let spec = job_spec(*a)?;
             let result = train_job(&spec, terminal_observer().as_mut())?;
             println!("{}", serde_json::to_string_pretty(&result)?);
             if let Some(f) = result
@@ -1607,10 +1670,82 @@ fn run(cli: Cli) -> Result<()> {
                 );
                 println!("intensity scale  {:.6e}", m.intensity_scale);
                 println!("input scale      {:.6e}", m.input_scale);
+                if let Some(src) = &m.source {
+                    println!(
+                        "source           {} ({}, sha256 {})",
+                        src["tool"].as_str().unwrap_or("?"),
+                        src["file"].as_str().unwrap_or("?"),
+                        src["sha256"].as_str().unwrap_or("?")
+                    );
+                }
                 println!("checksums        verified ({} members)", m.files.len());
                 for (name, size) in &b.sizes {
                     println!("  {name:<42} {size:>12} bytes");
                 }
+            }
+        }
+        Command::Bundle(BundleCommand::ImportPtychopinn {
+            file,
+            probe,
+            probe_scale,
+            out,
+        }) => {
+            use ptycho_workbench::bundle::ptychopinn::{ImportOptions, import_ptychopinn};
+            let is_zip = out.extension().is_some_and(|e| e == "zip");
+            let out = if out.is_dir() || !is_zip {
+                std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+                out.join(ptycho_workbench::bundle::BUNDLE_FILE)
+            } else {
+                out
+            };
+            let opts = ImportOptions {
+                probe_dataset: probe,
+                probe_scale,
+            };
+            let written = import_ptychopinn(&file, &opts, &out)?;
+            let b = Bundle::load(&written, tch::Device::Cpu)?;
+            let c = b.config();
+            eprintln!("wrote {}", written.display());
+            println!(
+                "PtychoPINN model  N = {}, gridsize {}, filters ×{}, amplitude {:?}, intensity scale {:.6e}",
+                c.n, c.gridsize, c.n_filters_scale, c.amp_activation, b.manifest.intensity_scale
+            );
+            println!("conventions       reassembly divided as PtychoPINN divides it; offsets member − centroid");
+        }
+        Command::Bundle(BundleCommand::ExportPtychopinn {
+            file,
+            out,
+            python,
+            ptychopinn_src,
+        }) => {
+            use ptycho_workbench::bundle::ptychopinn_export::{ExportOptions, export_ptychopinn};
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let opts = ExportOptions {
+                python: python
+                    .or_else(|| std::env::var_os("PTYCHO_PTYCHOPINN_PYTHON").map(PathBuf::from))
+                    .unwrap_or_else(|| root.join(".venv-ptychopinn/bin/python")),
+                ptychopinn_src: ptychopinn_src.or_else(|| std::env::var_os("PTYCHOPINN_SRC").map(PathBuf::from)),
+                script: root.join("scripts/export_ptychopinn.py"),
+            };
+            let report = export_ptychopinn(&file, &out, &opts)?;
+            eprintln!("wrote {}", report.out.display());
+            println!(
+                "patches vs ours   {:.2e} (max relative, PtychoPINN's loaded model)",
+                report.patch_rel_err
+            );
+            match report.object_rel_err {
+                Some(e) => println!("objects vs ours   {e:.2e}"),
+                None => println!(
+                    "objects           not compared: this bundle averages overlaps by coverage, PtychoPINN \
+                     divides by its central squares' coverage + 0.001"
+                ),
+            }
+            println!(
+                "round trip        {} of {} weights read back differ from ours",
+                report.weights_differing, report.weights_compared
+            );
+            if report.weights_differing > 0 {
+                bail!("the weights did not survive the round trip");
             }
         }
         Command::Simulate(a) => {

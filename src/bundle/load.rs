@@ -46,8 +46,9 @@ impl Bundle {
                 return Err(Error::format(
                     path,
                     "this is a PtychoPINN bundle (TensorFlow or PyTorch, pickled `manifest.dill`); \
-                     ptycho-workbench reads only its own bundles (`manifest.json`, backend \"tch\"): \
-                     retrain with `ptycho train`",
+                     ptycho-workbench loads only its own bundles (`manifest.json`, backend \"tch\"): \
+                     convert a TensorFlow one with `ptycho bundle import-ptychopinn FILE --probe DATA.npz --out OUT` \
+                     (nothing pickled is opened), or retrain with `ptycho train`",
                 ));
             }
             return Err(Error::format(path, format!("missing member `{}`", members::MANIFEST)));

@@ -59,6 +59,11 @@ pub struct BundleManifestV1 {
     pub torchscript: TorchScriptInfo,
     /// sha256 (hex) of every other member.
     pub files: BTreeMap<String, String>,
+    /// Where the weights came from when they were not trained here (an
+    /// imported PtychoPINN bundle: its file, checksum and what the import
+    /// converted). Absent for bundles trained here and in older bundles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<serde_json::Value>,
 }
 
 /// `seconds` since the Unix epoch as `YYYY-MM-DDThh:mm:ssZ`.

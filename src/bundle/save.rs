@@ -109,6 +109,47 @@ pub fn save_bundle(inputs: &BundleInputs<'_>, dir: &Path) -> Result<PathBuf> {
         TrainedModel::Pinn(m) => tensor_to_c64(&m.probe().to_device(Device::Cpu))?,
         TrainedModel::Supervised(_) => ds.probe.clone().into_dyn(),
     };
+    let intensity_scale = match model {
+        TrainedModel::Pinn(m) => m.intensity_scale(),
+        TrainedModel::Supervised(_) => ds.metadata.intensity_scale.unwrap_or(1.0),
+    };
+    write_bundle(
+        &BundleParts {
+            model,
+            probe: &probe,
+            intensity_scale,
+            input_scale: outcome.input_scale,
+            train_config: serde_json::to_value(inputs.train_config.resolved_for(model.config()))
+                .expect("config serialises"),
+            data: serde_json::to_value(ds.summary()).expect("summary serialises"),
+            history_csv: outcome.history.to_csv(),
+            source: None,
+        },
+        &dir.join(manifest::BUNDLE_FILE),
+    )
+}
+
+/// Everything a bundle holds, however the model came to be (trained here,
+/// or imported from another tool).
+#[derive(Debug)]
+pub struct BundleParts<'a> {
+    pub model: &'a TrainedModel,
+    /// `[N, N]` or `[K, N, N]`.
+    pub probe: &'a ndarray::ArrayD<num_complex::Complex32>,
+    pub intensity_scale: f64,
+    pub input_scale: f64,
+    pub train_config: serde_json::Value,
+    pub data: serde_json::Value,
+    pub history_csv: String,
+    /// Where the weights came from when not trained here (the manifest's `source`).
+    pub source: Option<serde_json::Value>,
+}
+
+/// Writes the bundle `path` (usually `…/wts.h5.zip`) from its parts,
+/// atomically, and returns the path.
+pub fn write_bundle(parts: &BundleParts<'_>, path: &Path) -> Result<PathBuf> {
+    let model = parts.model;
+    let probe = parts.probe;
     let probe_values: Vec<_> = probe.iter().copied().collect();
     let weights = safetensors_bytes(model.var_store())?;
     let mut files: Vec<(&str, Vec<u8>)> = vec![
@@ -116,13 +157,9 @@ pub fn save_bundle(inputs: &BundleInputs<'_>, dir: &Path) -> Result<PathBuf> {
         (members::AUTOENCODER_WEIGHTS, weights.clone()),
         (members::INFERENCE_WEIGHTS, weights),
         (members::TORCHSCRIPT, torchscript_bytes(model)?),
-        (members::HISTORY, outcome.history.to_csv().into_bytes()),
+        (members::HISTORY, parts.history_csv.clone().into_bytes()),
     ];
     let checksums: BTreeMap<String, String> = files.iter().map(|(n, b)| (n.to_string(), sha256_hex(b))).collect();
-    let intensity_scale = match model {
-        TrainedModel::Pinn(m) => m.intensity_scale(),
-        TrainedModel::Supervised(_) => ds.metadata.intensity_scale.unwrap_or(1.0),
-    };
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -135,12 +172,11 @@ pub fn save_bundle(inputs: &BundleInputs<'_>, dir: &Path) -> Result<PathBuf> {
         tch_version: manifest::TCH_VERSION.into(),
         libtorch_version: manifest::LIBTORCH_VERSION.into(),
         created: manifest::utc_rfc3339(created),
-        intensity_scale,
-        input_scale: outcome.input_scale,
+        intensity_scale: parts.intensity_scale,
+        input_scale: parts.input_scale,
         model_config: serde_json::to_value(model.config()).expect("config serialises"),
-        train_config: serde_json::to_value(inputs.train_config.resolved_for(model.config()))
-            .expect("config serialises"),
-        data: serde_json::to_value(ds.summary()).expect("summary serialises"),
+        train_config: parts.train_config.clone(),
+        data: parts.data.clone(),
         torchscript: TorchScriptInfo {
             file: members::TORCHSCRIPT.into(),
             inputs: vec![
@@ -150,10 +186,11 @@ pub fn save_bundle(inputs: &BundleInputs<'_>, dir: &Path) -> Result<PathBuf> {
             output: "complex64 [B, N, N], the object patch at each group centroid".into(),
         },
         files: checksums,
+        source: parts.source.clone(),
     };
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     files.insert(0, (members::MANIFEST, manifest_bytes));
-    let path = dir.join(manifest::BUNDLE_FILE);
+    let path = path.to_path_buf();
     let mut buffer = std::io::Cursor::new(Vec::new());
     {
         let mut zip = ::zip::ZipWriter::new(&mut buffer);

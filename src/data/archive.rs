@@ -39,11 +39,32 @@ fn unsafe_name(name: &str) -> Option<&'static str> {
 pub fn read_members(path: &Path, kind: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<(String, Vec<u8>)>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    read_members_from(std::io::BufReader::new(file), len, path, kind, keep)
+}
+
+/// [`read_members`] of a zip held in memory (a zip inside a zip); `path`
+/// names it in errors.
+pub fn read_members_in(
+    bytes: &[u8],
+    path: &Path,
+    kind: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    read_members_from(std::io::Cursor::new(bytes), bytes.len() as u64, path, kind, keep)
+}
+
+fn read_members_from<R: Read + std::io::Seek>(
+    reader: R,
+    len: u64,
+    path: &Path,
+    kind: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, Vec<u8>)>> {
     if len == 0 {
         return Err(Error::format(path, format!("empty file (not a {kind})")));
     }
-    let mut zip = ::zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| Error::format(path, format!("not a readable {kind} (zip): {e}")))?;
+    let mut zip =
+        ::zip::ZipArchive::new(reader).map_err(|e| Error::format(path, format!("not a readable {kind} (zip): {e}")))?;
     for i in 0..zip.len() {
         let member = zip
             .by_index_raw(i)

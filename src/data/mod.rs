@@ -6,7 +6,7 @@ pub mod atomic;
 pub mod cxi;
 pub mod dataset;
 pub mod defects;
-mod h5util;
+pub(crate) mod h5util;
 pub mod image;
 pub mod inspect;
 pub mod npy;

@@ -68,6 +68,29 @@ pub enum OverlapFrame {
     Members,
 }
 
+/// What the overlap constraint divides the summed patches by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReassemblyNorm {
+    /// How many patches cover each pixel (ours): an average wherever a
+    /// patch lands.
+    #[default]
+    Coverage,
+    /// PtychoPINN's: the coverage of each patch's central `N/2 × N/2`
+    /// square, plus 0.001. The centre is divided by about 1.001 and pixels
+    /// that only patch borders reach are multiplied by 1000, also for
+    /// gridsize 1; its border branch learns outputs a thousand times
+    /// smaller than the object's. Models imported from PtychoPINN use it so
+    /// that their weights mean what they meant there.
+    CentreSquare,
+}
+
+impl ReassemblyNorm {
+    fn is_coverage(&self) -> bool {
+        *self == ReassemblyNorm::Coverage
+    }
+}
+
 /// What bundles written before [`OverlapFrame`] existed used.
 fn overlap_frame_before_choice() -> OverlapFrame {
     OverlapFrame::Centroid
@@ -111,6 +134,11 @@ pub struct ModelConfig {
     /// without the field (older bundles) mean the centroid.
     #[serde(default = "overlap_frame_before_choice")]
     pub overlap_frame: OverlapFrame,
+    /// What the overlap constraint divides by. Not written when it is
+    /// [`ReassemblyNorm::Coverage`], so configurations saved before it
+    /// existed compare equal.
+    #[serde(default, skip_serializing_if = "ReassemblyNorm::is_coverage")]
+    pub reassembly_norm: ReassemblyNorm,
     /// Largest |relative offset| in a group the overlap constraint's canvas
     /// holds; the canvas is `N + 2·ceil(max_offset_px)` wide.
     pub max_offset_px: f64,
@@ -130,6 +158,7 @@ impl Default for ModelConfig {
             border_branch: true,
             border_activation: BorderActivation::Centre,
             overlap_frame: OverlapFrame::Centroid,
+            reassembly_norm: ReassemblyNorm::Coverage,
             bottleneck_mixer: false,
             max_offset_px: 16.0,
             intensity_scale_trainable: true,
@@ -172,6 +201,12 @@ impl ModelConfig {
             return Err(Error::config(
                 "model.n_filters_scale",
                 format!("must be in 1..=8, got {}", self.n_filters_scale),
+            ));
+        }
+        if self.reassembly_norm == ReassemblyNorm::CentreSquare && self.overlap_frame != OverlapFrame::Centroid {
+            return Err(Error::config(
+                "model.reassembly_norm",
+                "\"centre-square\" (PtychoPINN's) needs overlap_frame = \"centroid\"",
             ));
         }
         if !(self.max_offset_px.is_finite() && self.max_offset_px >= 0.0 && self.max_offset_px <= self.n as f64) {

@@ -3,9 +3,12 @@
 //! the far field (DESIGN §3).
 use tch::Tensor;
 
+use super::config::ReassemblyNorm;
 use crate::error::Result;
 use crate::physics::forward::{far_field_intensity_modulated, shift_modulation};
-use crate::physics::{far_field_amplitude, far_field_intensity, translate_channels, translate_crops};
+use crate::physics::{
+    far_field_amplitude, far_field_intensity, translate_channels, translate_channels_exact, translate_crops,
+};
 
 /// Places the `C` patches of each group on a shared `(N + 2·pad)²` canvas at
 /// their relative offsets and averages where they overlap (normalised by
@@ -16,35 +19,81 @@ use crate::physics::{far_field_amplitude, far_field_intensity, translate_channel
 /// - `offsets_px`: `[B, C, 2]` float, `(dx, dy)` = member − centroid
 /// - returns `[B, M, M]` complex64 with `M = N + 2·pad`
 pub fn reassemble(patches: &Tensor, offsets_px: &Tensor, pad: i64) -> Result<Tensor> {
+    reassemble_with(patches, offsets_px, pad, ReassemblyNorm::Coverage)
+}
+
+/// [`reassemble`] with the division `norm` says: by the patches' coverage,
+/// or PtychoPINN's (each patch's central `N/2` square's coverage + 0.001).
+///
+/// # Shapes
+/// as [`reassemble`]
+pub fn reassemble_with(patches: &Tensor, offsets_px: &Tensor, pad: i64, norm: ReassemblyNorm) -> Result<Tensor> {
     // the batch axis is always −1, so a traced graph takes any batch size
     let s = patches.size();
     let (c, n) = (s[1], s[2]);
     let m = n + 2 * pad;
     let flat_offsets = offsets_px.reshape([-1, 2]);
     let ri = patches.reshape([-1, n, n]).view_as_real().permute([0, 3, 1, 2]);
-    let ones = ri.narrow(1, 0, 1).ones_like();
+    let ones = match norm {
+        ReassemblyNorm::Coverage => ri.narrow(1, 0, 1).ones_like(),
+        ReassemblyNorm::CentreSquare => centre_square(n, patches.device()).expand([ri.size()[0], 1, n, n], false),
+    };
+    // PtychoPINN's division amplifies the coverage's rounding (see
+    // `translate_channels_exact`)
+    let translate = match norm {
+        ReassemblyNorm::Coverage => translate_channels,
+        ReassemblyNorm::CentreSquare => translate_channels_exact,
+    };
     let (placed, coverage) = if patches.requires_grad() {
         // training: only (re, im) carry a gradient, so the coverage (which
         // does not depend on the patches) moves in a pass of its own and the
         // backward pass samples two channels instead of three
-        let moved = translate_channels(&ri.constant_pad_nd([pad, pad, pad, pad]), &flat_offsets)?
+        let moved = translate(&ri.constant_pad_nd([pad, pad, pad, pad]), &flat_offsets)?
             .view([-1, c, 2, m, m])
             .sum_dim_intlist(1, false, None);
-        let coverage = translate_channels(&ones.constant_pad_nd([pad, pad, pad, pad]), &flat_offsets)?
+        let coverage = translate(&ones.constant_pad_nd([pad, pad, pad, pad]), &flat_offsets)?
             .view([-1, c, m, m])
             .sum_dim_intlist(1, false, None);
         (moved, coverage)
     } else {
         // channels (re, im, 1): the patch and its coverage move in one pass
         let stacked = Tensor::cat(&[&ri, &ones], 1).constant_pad_nd([pad, pad, pad, pad]);
-        let moved = translate_channels(&stacked, &flat_offsets)?
+        let moved = translate(&stacked, &flat_offsets)?
             .view([-1, c, 3, m, m])
             .sum_dim_intlist(1, false, None);
         (moved.narrow(1, 0, 2), moved.select(1, 2))
     };
     let placed = placed.permute([0, 2, 3, 1]).contiguous().view_as_complex();
-    // zero where nothing lands; an average of the patches elsewhere
-    Ok(placed / coverage.clamp_min(1e-3))
+    Ok(match norm {
+        // zero where nothing lands; an average of the patches elsewhere
+        ReassemblyNorm::Coverage => placed / coverage.clamp_min(1e-3),
+        ReassemblyNorm::CentreSquare => placed / (coverage + CENTRE_SQUARE_EPSILON),
+    })
+}
+
+/// What PtychoPINN adds to the central squares' coverage before dividing.
+pub const CENTRE_SQUARE_EPSILON: f64 = 1e-3;
+
+/// 1 in the central `N/2 × N/2` square, 0 outside. # Shapes: `[1, 1, N, N]` f32.
+fn centre_square(n: i64, device: tch::Device) -> Tensor {
+    let q = n / 4;
+    Tensor::ones([1, 1, n / 2, n / 2], (tch::Kind::Float, device)).constant_pad_nd([q, n - n / 2 - q, q, n - n / 2 - q])
+}
+
+/// A gridsize-1 patch divided as [`reassemble_with`] divides it, without
+/// moving it: for [`ReassemblyNorm::CentreSquare`] the centre by 1.001 and
+/// the border by 0.001, for [`ReassemblyNorm::Coverage`] unchanged.
+///
+/// # Shapes
+/// `[B, C, N, N]` complex64 → the same
+pub fn normalise_unmoved(patches: &Tensor, norm: ReassemblyNorm) -> Tensor {
+    match norm {
+        ReassemblyNorm::Coverage => patches.shallow_clone(),
+        ReassemblyNorm::CentreSquare => {
+            let n = patches.size()[2];
+            patches / (centre_square(n, patches.device()) + CENTRE_SQUARE_EPSILON)
+        }
+    }
 }
 
 /// The overlap constraint in each member's own frame: member `k`'s patch

@@ -10,7 +10,9 @@ pub mod network;
 pub mod pinn;
 pub mod supervised;
 
-pub use config::{AmpActivation, BorderActivation, ModelConfig, ModelKind, OverlapFrame, PhaseActivation};
+pub use config::{
+    AmpActivation, BorderActivation, ModelConfig, ModelKind, OverlapFrame, PhaseActivation, ReassemblyNorm,
+};
 pub use input::input_scale;
 pub use loss::LossWeights;
 pub use pinn::{Pinn, PinnOutput};

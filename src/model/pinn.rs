@@ -210,10 +210,12 @@ impl Pinn {
     /// and the object at the centroid. For gridsize 1 both are the patch.
     fn constrain(&self, patches: &Tensor, offsets_px: &Tensor) -> Result<(Tensor, Tensor)> {
         if self.cfg.channels() == 1 {
-            return Ok((patches.shallow_clone(), patches.select(1, 0)));
+            let patches = layers::normalise_unmoved(patches, self.cfg.reassembly_norm);
+            let object = patches.select(1, 0);
+            return Ok((patches, object));
         }
         let n = self.cfg.n as i64;
-        let canvas = layers::reassemble(patches, offsets_px, self.cfg.canvas_pad())?;
+        let canvas = layers::reassemble_with(patches, offsets_px, self.cfg.canvas_pad(), self.cfg.reassembly_norm)?;
         let members = match self.cfg.overlap_frame {
             super::config::OverlapFrame::Centroid => layers::extract(&canvas, offsets_px, n)?,
             super::config::OverlapFrame::Members => layers::constrain_in_member_frames(patches, offsets_px)?,
@@ -225,9 +227,9 @@ impl Pinn {
     /// (inference skips the re-extraction).
     fn merged_object(&self, patches: &Tensor, offsets_px: &Tensor) -> Result<Tensor> {
         if self.cfg.channels() == 1 {
-            return Ok(patches.select(1, 0));
+            return Ok(layers::normalise_unmoved(patches, self.cfg.reassembly_norm).select(1, 0));
         }
-        let canvas = layers::reassemble(patches, offsets_px, self.cfg.canvas_pad())?;
+        let canvas = layers::reassemble_with(patches, offsets_px, self.cfg.canvas_pad(), self.cfg.reassembly_norm)?;
         Ok(layers::trim(&canvas, self.cfg.n as i64))
     }
 

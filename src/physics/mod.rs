@@ -40,4 +40,4 @@ pub use forward::{exit_waves, extract_patches, far_field_amplitude, far_field_in
 pub use illumination::{illuminated, illuminated_mask, illumination_counts, probe_support, redundancy};
 pub use noise::{intensity_scale, noisy_amplitude_from_intensity, pattern_rng, sample_poisson};
 pub use probe::{ZonePlate, disk_probe, object_pixel_size_m, wavelength_m, zone_plate_probe};
-pub use shift::{translate, translate_channels, translate_crops};
+pub use shift::{translate, translate_channels, translate_channels_exact, translate_crops};

@@ -111,6 +111,16 @@ pub fn bundle_dataset() -> ptycho_workbench::data::Dataset {
     ptycho_workbench::simulate::simulate_on(&cfg, tch::Device::Cpu).unwrap()
 }
 
+/// A small N = 64 dataset (a 128×128 object on a 16-px raster), for what
+/// needs PtychoPINN's smallest patch size.
+pub fn bundle_dataset_n64() -> ptycho_workbench::data::Dataset {
+    let mut cfg = small_config();
+    cfg.size_px = 64;
+    cfg.object_size_px = 128;
+    cfg.scan.spacing_px = 16.0;
+    ptycho_workbench::simulate::simulate_on(&cfg, tch::Device::Cpu).unwrap()
+}
+
 /// A PINN (N = 32, filters ×1) trained for one quick epoch of 32 groups on
 /// [`bundle_dataset`], saved as `dir/wts.h5.zip`.
 pub fn trained_bundle(dir: &Path, gridsize: usize) -> PathBuf {
