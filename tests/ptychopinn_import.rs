@@ -424,3 +424,36 @@ fn the_cli_imports_and_says_what_export_needs() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("model.n"), "{err}");
 }
+
+#[test]
+fn an_imported_model_stitches_only_the_central_square_of_its_patches() {
+    common::init();
+    // a sparse scan (48 px apart, N = 64) would make our stitching grow its
+    // crops towards the whole patch, whose border PtychoPINN's division
+    // multiplies by 1000: imported models stop at N/2
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::small_config();
+    cfg.size_px = 64;
+    cfg.object_size_px = 192;
+    cfg.scan.spacing_px = 48.0;
+    let ds = ptycho_workbench::simulate::simulate_on(&cfg, Device::Cpu).unwrap();
+    let data = dir.path().join("d.npz");
+    ptycho_workbench::data::write_npz(&ds, &data).unwrap();
+    let out = dir.path().join("ours.zip");
+    let opts = ImportOptions {
+        probe_dataset: data,
+        probe_scale: DEFAULT_PROBE_SCALE,
+    };
+    import_ptychopinn(&bundle(1), &opts, &out).unwrap();
+    let b = Bundle::load(&out, Device::Cpu).unwrap();
+    let recon = b
+        .reconstruct(&ds, &ptycho_workbench::recon::ReconConfig::default())
+        .unwrap();
+    let crop = recon.metadata.config.as_ref().unwrap().crop_px;
+    assert!((20..=32).contains(&crop), "crop {crop}");
+    // what the scan alone would have asked for
+    let wanted = ptycho_workbench::recon::infer::covering_crop(&ds, 20, 64, [192, 192]).unwrap();
+    assert!(wanted > 32, "the scan is not sparse enough to test the cap ({wanted})");
+    let peak = recon.object.iter().fold(0.0f32, |m, c| m.max(c.norm()));
+    assert!(peak.is_finite() && peak < 5.0, "peak amplitude {peak}");
+}

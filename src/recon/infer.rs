@@ -330,6 +330,12 @@ impl Bundle {
         } else {
             cfg.crop_px
         };
+        // PtychoPINN's reassembly division (imported models) leaves only the
+        // central N/2 square at the object's scale; outside it, ×1000
+        let crop_px = match mcfg.reassembly_norm {
+            crate::model::ReassemblyNorm::CentreSquare => crop_px.min(n / 2),
+            crate::model::ReassemblyNorm::Coverage => crop_px,
+        };
         let centroids = crate::array::f64_to_tensor(&groups.centroids_px, device);
         let started = Instant::now();
         let mut sum = Tensor::zeros([h as i64, w as i64], (Kind::ComplexFloat, device));
