@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The notebooks' Rust kernel as scripts/setup.sh registers it: evcxr_jupyter
 # with a persistent build folder, so that a returning user's
-# `:dep ptycho_workbench = { path = ".." }` reuses the crate compiled last time
+# `:dep ptycho_workbench = { path = "kernel-lib", … }` reuses the crate compiled last time
 # instead of rebuilding it in a fresh temporary folder.
 #
 # The cells compile unoptimised (`:opt 0` in the kernel's init file, quick to

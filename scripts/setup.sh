@@ -67,7 +67,7 @@ fi
 # 2-core machine instead of about 12, and the four notebooks 301 s instead of 268 (most of
 # their time is compiling the cells); unoptimised, the kernel's own analysis
 # made a notebook five times slower. The kernel spec goes into .venv/share/jupyter with
-# LIBTORCH in its environment, so `:dep ptycho_workbench = { path = ".." }`
+# LIBTORCH in its environment, so the notebooks' `:dep ptycho_workbench = { path = "kernel-lib", … }`
 # builds against our libtorch.
 if [ "${PTYCHO_SKIP_NOTEBOOKS:-0}" != 1 ]; then
     # cargo install puts it in $CARGO_HOME/bin, which need not be on PATH

@@ -168,7 +168,8 @@ def print_run(run):
 
 
 PROBE_CELLS = [
-    ":dep ptycho_workbench = {{ path = \"{root}\" }}",
+    # as the notebooks depend on it: through the one shared library
+    ":dep ptycho_workbench = {{ path = \"{root}/notebooks/kernel-lib\", package = \"ptycho_workbench_notebook\" }}",
     "use ptycho_workbench::prelude::*;",
     "let a = 1;",
     "a + 1",

@@ -126,3 +126,21 @@ fn each_running_kernel_gets_its_own_build_folder_and_the_users_settings() -> Tes
     release(own);
     Ok(())
 }
+
+#[test]
+fn the_notebook_library_exports_every_c_function_of_the_locked_torch_sys() {
+    // exports.map names torch-sys's C functions one by one; a torch-sys
+    // update that adds or renames one must regenerate it, or a cell calling
+    // the new function fails to load
+    let script = common::root().join("notebooks/kernel-lib/make_exports.py");
+    let out = std::process::Command::new(common::python())
+        .arg(&script)
+        .arg("--check")
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let map = std::fs::read_to_string(common::root().join("notebooks/kernel-lib/exports.map")).unwrap();
+    for name in ["atm_load_str", "at_shallow_clone", "get_and_reset_last_err"] {
+        assert!(map.contains(&format!("    {name};\n")), "{name} missing");
+    }
+}
