@@ -863,54 +863,58 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
     if a.init_bundle.is_none() {
         model.n_filters_scale = a.n_filters_scale.unwrap_or(model.n_filters_scale);
     }
-    if let Some(m) = a.max_offset_px {
+    use ptycho_workbench::model::{BorderActivation, OverlapFrame, PhaseActivation, ReassemblyNorm};
+    // a network setting a fine-tuned bundle already fixes
+    let fixed = |flag: &str| -> Result<()> {
         if a.init_bundle.is_some() {
-            bail!("--max-offset-px: fine-tuning keeps the bundle's network");
+            bail!("{flag}: fine-tuning keeps the bundle's network");
         }
+        Ok(())
+    };
+    if let Some(m) = a.max_offset_px {
+        fixed("--max-offset-px")?;
         model.max_offset_px = m;
     }
     if a.bottleneck_mixer {
-        if a.init_bundle.is_some() {
-            bail!("--bottleneck-mixer: fine-tuning keeps the bundle's network");
-        }
+        fixed("--bottleneck-mixer")?;
         model.bottleneck_mixer = true;
     }
     if let Some(f) = &a.overlap_frame {
-        if a.init_bundle.is_some() {
-            bail!("--overlap-frame: fine-tuning keeps the bundle's network");
-        }
-        model.overlap_frame = match f.as_str() {
-            "centroid" => ptycho_workbench::model::OverlapFrame::Centroid,
-            "members" => ptycho_workbench::model::OverlapFrame::Members,
-            other => bail!("--overlap-frame: `{other}` is not centroid or members"),
-        };
+        fixed("--overlap-frame")?;
+        model.overlap_frame = choice(
+            "--overlap-frame",
+            f,
+            &[("centroid", OverlapFrame::Centroid), ("members", OverlapFrame::Members)],
+        )?;
     }
     if let Some(b) = &a.border_activation {
-        if a.init_bundle.is_some() {
-            bail!("--border-activation: fine-tuning keeps the bundle's network");
-        }
-        model.border_activation = match b.as_str() {
-            "centre" => ptycho_workbench::model::BorderActivation::Centre,
-            "swish" => ptycho_workbench::model::BorderActivation::Swish,
-            other => bail!("--border-activation: `{other}` is not centre or swish"),
-        };
+        fixed("--border-activation")?;
+        model.border_activation = choice(
+            "--border-activation",
+            b,
+            &[("centre", BorderActivation::Centre), ("swish", BorderActivation::Swish)],
+        )?;
     }
     if let Some(r) = &a.reassembly_norm {
-        if a.init_bundle.is_some() {
-            bail!("--reassembly-norm: fine-tuning keeps the bundle's network");
-        }
-        model.reassembly_norm = match r.as_str() {
-            "coverage" => ptycho_workbench::model::ReassemblyNorm::Coverage,
-            "centre-square" => ptycho_workbench::model::ReassemblyNorm::CentreSquare,
-            other => bail!("--reassembly-norm: `{other}` is not coverage or centre-square"),
-        };
+        fixed("--reassembly-norm")?;
+        model.reassembly_norm = choice(
+            "--reassembly-norm",
+            r,
+            &[
+                ("coverage", ReassemblyNorm::Coverage),
+                ("centre-square", ReassemblyNorm::CentreSquare),
+            ],
+        )?;
     }
     if let Some(p) = &a.phase_activation {
-        model.phase_activation = match p.as_str() {
-            "pi-tanh" => ptycho_workbench::model::PhaseActivation::PiTanh,
-            "linear" => ptycho_workbench::model::PhaseActivation::Linear,
-            other => bail!("--phase-activation: `{other}` is not pi-tanh or linear"),
-        };
+        model.phase_activation = choice(
+            "--phase-activation",
+            p,
+            &[
+                ("pi-tanh", PhaseActivation::PiTanh),
+                ("linear", PhaseActivation::Linear),
+            ],
+        )?;
     }
     model.validate()?;
     train.validate()?;
@@ -924,6 +928,18 @@ fn job_spec(a: TrainArgs) -> Result<JobSpec> {
         resume: a.resume,
         init_bundle: a.init_bundle,
     })
+}
+
+/// The value `table` names `value`, or an error naming `flag` and the
+/// choices (`--flag: `x` is not a or b`).
+fn choice<T: Copy>(flag: &str, value: &str, table: &[(&str, T)]) -> Result<T> {
+    match table.iter().find(|(name, _)| *name == value) {
+        Some((_, v)) => Ok(*v),
+        None => {
+            let names: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
+            bail!("{flag}: `{value}` is not {}", names.join(" or "))
+        }
+    }
 }
 
 /// A real 2-D `.npy` image as f64.
