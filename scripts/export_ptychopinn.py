@@ -113,6 +113,21 @@ class Graph:
         (below,) = self.inputs(a)
         return (a, b), below
 
+    def blocks(self, at: str, step: str):
+        """The (conv_a, conv_b) pairs of a chain of double-conv → `step`
+        blocks ending at `at`, in input-to-output order, and the layer
+        feeding the first."""
+        pairs = []
+        while self.cls(at) == step:
+            pair, at = self.double_conv(self.only(at, "Conv2D"))
+            pairs.append(pair)
+        return pairs[::-1], at
+
+    @staticmethod
+    def name_blocks(out: dict, prefix: str, pairs) -> None:
+        for i, (a, b) in enumerate(pairs):
+            out[f"{prefix}.block{i + 1}.conv_a"], out[f"{prefix}.block{i + 1}.conv_b"] = a, b
+
     def paths(self) -> dict:
         """Our weight path prefix → Keras layer name."""
         out = {}
@@ -131,19 +146,10 @@ class Graph:
             out[f"{head}.border.out"] = border_out
             (a, b), _ = self.double_conv(self.only(self.only(border_out, "UpSampling2D"), "Conv2D"))
             out[f"{head}.border.conv_a"], out[f"{head}.border.conv_b"] = a, b
-            blocks, at = [], up
-            while self.cls(at) == "UpSampling2D":
-                pair, at = self.double_conv(self.only(at, "Conv2D"))
-                blocks.append(pair)
-            for j, (a, b) in enumerate(reversed(blocks)):
-                out[f"{head}.base.block{j + 1}.conv_a"], out[f"{head}.base.block{j + 1}.conv_b"] = a, b
-            encoder_end = at
-        blocks, at = [], encoder_end
-        while self.cls(at) == "MaxPooling2D":
-            pair, at = self.double_conv(self.only(at, "Conv2D"))
-            blocks.append(pair)
-        for i, (a, b) in enumerate(reversed(blocks)):
-            out[f"encoder.block{i + 1}.conv_a"], out[f"encoder.block{i + 1}.conv_b"] = a, b
+            pairs, encoder_end = self.blocks(up, "UpSampling2D")
+            self.name_blocks(out, f"{head}.base", pairs)
+        pairs, _ = self.blocks(encoder_end, "MaxPooling2D")
+        self.name_blocks(out, "encoder", pairs)
         return out
 
 

@@ -515,48 +515,59 @@ impl<'a> Walk<'a> {
             return Err(self.refuse(slice, "the two branches must share the base's output"));
         }
         // base: (double conv → upsample)* back to the encoder's last pooling
-        let mut base = Vec::new();
-        let mut at = up;
-        loop {
-            self.pool_or_upsample(at, "UpSampling2D")?;
-            let b = self.input_of(at, "Conv2D")?;
-            let (pair, below) = self.double_conv(b)?;
-            base.push(pair);
-            match below.class_name.as_str() {
-                "UpSampling2D" => at = below,
-                "MaxPooling2D" => {
-                    base.reverse();
-                    return Ok(Decoder {
-                        base,
-                        centre,
-                        border,
-                        border_out,
-                        amp_activation,
-                        encoder_end: below.name.clone(),
-                    });
-                }
-                _ => return Err(self.refuse(below, "expected an UpSampling2D or the encoder's MaxPooling2D")),
-            }
-        }
+        let (base, below) = self.blocks(
+            up,
+            "UpSampling2D",
+            "MaxPooling2D",
+            "an UpSampling2D or the encoder's MaxPooling2D",
+        )?;
+        Ok(Decoder {
+            base,
+            centre,
+            border,
+            border_out,
+            amp_activation,
+            encoder_end: below.name.clone(),
+        })
     }
 
     /// The encoder's blocks from its last pooling layer, and the model input.
     fn encoder(&self, end: &'a KerasLayer) -> Result<(Vec<(Named, Named)>, &'a KerasLayer)> {
+        let (blocks, below) = self.blocks(
+            end,
+            "MaxPooling2D",
+            "IntensityScaler",
+            "a MaxPooling2D or the IntensityScaler",
+        )?;
+        Ok((blocks, self.input_of(below, "InputLayer")?))
+    }
+
+    /// A chain of blocks, each a double convolution followed by a `step`
+    /// layer (pooling or upsampling), walked back from its last `step` at
+    /// `end` until the layer feeding the first block, which must be a
+    /// `stop` (`expected` names both in the error otherwise): the blocks in
+    /// input-to-output order, and that layer.
+    fn blocks(
+        &self,
+        end: &'a KerasLayer,
+        step: &str,
+        stop: &str,
+        expected: &str,
+    ) -> Result<(Vec<(Named, Named)>, &'a KerasLayer)> {
         let mut blocks = Vec::new();
         let mut at = end;
         loop {
-            self.pool_or_upsample(at, "MaxPooling2D")?;
+            self.pool_or_upsample(at, step)?;
             let b = self.input_of(at, "Conv2D")?;
             let (pair, below) = self.double_conv(b)?;
             blocks.push(pair);
-            match below.class_name.as_str() {
-                "MaxPooling2D" => at = below,
-                "IntensityScaler" => {
-                    blocks.reverse();
-                    let input = self.input_of(below, "InputLayer")?;
-                    return Ok((blocks, input));
-                }
-                _ => return Err(self.refuse(below, "expected a MaxPooling2D or the IntensityScaler")),
+            if below.class_name == step {
+                at = below;
+            } else if below.class_name == stop {
+                blocks.reverse();
+                return Ok((blocks, below));
+            } else {
+                return Err(self.refuse(below, &format!("expected {expected}")));
             }
         }
     }
