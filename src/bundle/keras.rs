@@ -161,12 +161,10 @@ fn collect_history(v: &Value, out: &mut Vec<String>) {
 /// `vars` carrying the layer's name as the attribute `name` (the group
 /// names are Keras's own and need not match the layers').
 fn read_weights(bytes: &[u8], label: &Path) -> Result<HashMap<String, Vec<ArrayD<f32>>>> {
-    let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let path = dir.path().join("model.weights.h5");
-    std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+    let h5 = crate::data::h5util::open_bytes(bytes, "model.weights.h5", label)?;
     let h5err = |e: hdf5::Error| Error::format(label, format!("model.weights.h5: {e}"));
-    let file = hdf5::File::open(&path).map_err(h5err)?;
-    let layers = file
+    let layers = h5
+        .file
         .group("layers")
         .map_err(|_| Error::format(label, "model.weights.h5 has no `layers` group"))?;
     let mut out = HashMap::new();
@@ -174,7 +172,7 @@ fn read_weights(bytes: &[u8], label: &Path) -> Result<HashMap<String, Vec<ArrayD
         let Ok(vars) = layers.group(&format!("{group_name}/vars")) else {
             continue;
         };
-        let name = crate::data::h5util::read_attr_string(&vars, "name", &path)?.unwrap_or(group_name.clone());
+        let name = crate::data::h5util::read_attr_string(&vars, "name", &h5.path)?.unwrap_or(group_name.clone());
         let mut keys: Vec<(usize, String)> = vars
             .member_names()
             .map_err(h5err)?

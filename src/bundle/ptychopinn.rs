@@ -105,12 +105,9 @@ pub fn read_ptychopinn_bundle(path: &Path) -> Result<PtychoPinnModel> {
 
 /// `model.h5`: an HDF5 file whose root attribute `intensity_scale` is `s`.
 fn read_intensity_scale(bytes: &[u8], path: &Path) -> Result<f64> {
-    let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let file_path = dir.path().join("model.h5");
-    std::fs::write(&file_path, bytes).map_err(|e| Error::io(&file_path, e))?;
+    let h5 = crate::data::h5util::open_bytes(bytes, members::SCALE, path)?;
     let bad = |why: String| Error::format(path, format!("{}: {why}", members::SCALE));
-    let file = hdf5::File::open(&file_path).map_err(|e| bad(e.to_string()))?;
-    let s = crate::data::h5util::read_attr_f64(&file, "intensity_scale", &file_path)?
+    let s = crate::data::h5util::read_attr_f64(&h5.file, "intensity_scale", &h5.path)?
         .ok_or_else(|| bad("no attribute `intensity_scale`".into()))?;
     if !(s.is_finite() && s > 0.0) {
         return Err(bad(format!("intensity_scale must be positive, got {s}")));

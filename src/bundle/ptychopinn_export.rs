@@ -13,6 +13,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::Bundle;
 use super::ptychopinn::read_ptychopinn_bundle;
+use crate::array::{tensor_to_c64, tensor_to_f32};
 use crate::data::npy;
 use crate::error::{Error, Result};
 use crate::model::{BorderActivation, ModelConfig, ModelKind, OverlapFrame, PhaseActivation, ReassemblyNorm};
@@ -107,31 +108,22 @@ pub fn check_inputs(model: &TrainedModel, seed: i64) -> Result<Vec<u8>> {
     let (patches, object) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
         Ok((net.object_patches(&x), net.diffraction_to_obj(&x, &offsets)?))
     })?;
-    let host_f32 = |t: &Tensor| -> Result<(Vec<usize>, Vec<f32>)> {
-        let t = t.to_kind(Kind::Float).contiguous();
-        let shape = t.size().iter().map(|&d| d as usize).collect();
-        Ok((shape, Vec::<f32>::try_from(t.flatten(0, -1))?))
+    // as arrays in standard order, for the .npy encoder
+    let npy_f32 = |t: &Tensor| -> Result<Vec<u8>> {
+        let a = tensor_to_f32(t)?;
+        Ok(npy::encode(a.shape(), &a.iter().copied().collect::<Vec<_>>()))
     };
-    let host_c64 = |t: &Tensor| -> Result<(Vec<usize>, Vec<num_complex::Complex32>)> {
-        let t = t.contiguous();
-        let shape = t.size().iter().map(|&d| d as usize).collect();
-        let ri = Vec::<f32>::try_from(t.view_as_real().flatten(0, -1))?;
-        Ok((
-            shape,
-            ri.chunks(2).map(|p| num_complex::Complex32::new(p[0], p[1])).collect(),
-        ))
+    let npy_c64 = |t: &Tensor| -> Result<Vec<u8>> {
+        let a = tensor_to_c64(t)?;
+        Ok(npy::encode(a.shape(), &a.iter().copied().collect::<Vec<_>>()))
     };
-    let (xs, xv) = host_f32(&x.permute([0, 2, 3, 1]))?;
-    // theirs: [B, 1, 2, C] of −(member − centroid)
-    let (ps, pv) = host_f32(&(-&offsets).permute([0, 2, 1]).unsqueeze(1))?;
-    let (cs, cv) = host_c64(&patches.permute([0, 2, 3, 1]))?;
-    let (os, ov) = host_c64(&object.unsqueeze(-1))?;
     let same = [u8::from(cfg.reassembly_norm == ReassemblyNorm::CentreSquare)];
     let members = [
-        ("x", npy::encode(&xs, &xv)),
-        ("positions", npy::encode(&ps, &pv)),
-        ("patches", npy::encode(&cs, &cv)),
-        ("object", npy::encode(&os, &ov)),
+        ("x", npy_f32(&x.permute([0, 2, 3, 1]))?),
+        // theirs: [B, 1, 2, C] of −(member − centroid)
+        ("positions", npy_f32(&(-&offsets).permute([0, 2, 1]).unsqueeze(1))?),
+        ("patches", npy_c64(&patches.permute([0, 2, 3, 1]))?),
+        ("object", npy_c64(&object.unsqueeze(-1))?),
         ("same_reassembly", npy::encode(&[], &same)),
     ];
     let cursor =

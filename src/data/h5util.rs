@@ -143,3 +143,23 @@ pub fn open(path: &Path) -> Result<hdf5::File> {
     }
     hdf5::File::open(path).map_err(|e| Error::format(path, format!("not a readable HDF5 file: {e}")))
 }
+
+/// An HDF5 file held in memory (an archive's member), opened from a private
+/// temporary copy: libhdf5 opens files, not memory. The copy is deleted
+/// when this is dropped (the file is closed first: fields drop in order).
+pub(crate) struct H5FromBytes {
+    pub file: hdf5::File,
+    /// The temporary copy (for errors of helpers that name a path).
+    pub path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Opens `bytes` as an HDF5 file; `name` (the member) and `label` (the
+/// archive) name it in errors.
+pub(crate) fn open_bytes(bytes: &[u8], name: &str, label: &Path) -> Result<H5FromBytes> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let path = dir.path().join(name.rsplit('/').next().unwrap_or(name));
+    std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+    let file = hdf5::File::open(&path).map_err(|e| Error::format(label, format!("{name}: {e}")))?;
+    Ok(H5FromBytes { file, path, _dir: dir })
+}
