@@ -53,6 +53,18 @@ fn rel_err_per_item(a: &Tensor, b: &Tensor) -> Vec<f64> {
         .collect()
 }
 
+/// Imports `source` into `dir/ours.wts.h5.zip` with the probe of `ds`
+/// (written to `dir/probe.npz`), PtychoPINN's default probe scale.
+fn import_with_probe_of(source: &Path, ds: &ptycho_workbench::data::Dataset, dir: &Path) -> PathBuf {
+    let data = dir.join("probe.npz");
+    ptycho_workbench::data::write_npz(ds, &data).unwrap();
+    let opts = ImportOptions {
+        probe_dataset: data,
+        probe_scale: DEFAULT_PROBE_SCALE,
+    };
+    import_ptychopinn(source, &opts, &dir.join("ours.wts.h5.zip")).unwrap()
+}
+
 fn flat_probe(n: usize) -> Array2<Complex32> {
     Array2::from_elem((n, n), Complex32::new(1.0, 0.0))
 }
@@ -205,14 +217,7 @@ fn importing_writes_one_of_our_bundles_that_loads_alone() {
     common::init();
     let dir = tempfile::tempdir().unwrap();
     let ds = common::bundle_dataset_n64();
-    let data = dir.path().join("probe.npz");
-    ptycho_workbench::data::write_npz(&ds, &data).unwrap();
-    let out = dir.path().join("ours.wts.h5.zip");
-    let opts = ImportOptions {
-        probe_dataset: data.clone(),
-        probe_scale: DEFAULT_PROBE_SCALE,
-    };
-    import_ptychopinn(&bundle(2), &opts, &out).unwrap();
+    let out = import_with_probe_of(&bundle(2), &ds, dir.path());
     let b = Bundle::load(&out, Device::Cpu).unwrap();
     let source = b.manifest.source.as_ref().expect("the manifest records the source");
     assert_eq!(source["tool"], "PtychoPINN");
@@ -366,13 +371,7 @@ fn a_planted_pickle_is_never_opened() {
         Some(if n.ends_with(".dill") { payload.clone() } else { b })
     });
     let m = read_ptychopinn_bundle(&planted).unwrap();
-    let data = dir.path().join("probe.npz");
-    ptycho_workbench::data::write_npz(&common::bundle_dataset_n64(), &data).unwrap();
-    let opts = ImportOptions {
-        probe_dataset: data,
-        probe_scale: DEFAULT_PROBE_SCALE,
-    };
-    import_ptychopinn(&planted, &opts, &dir.path().join("ours.zip")).unwrap();
+    import_with_probe_of(&planted, &common::bundle_dataset_n64(), dir.path());
     assert_eq!(m.config.gridsize, 1);
     assert!(!marker.exists(), "importing must never unpickle");
 }
@@ -437,15 +436,7 @@ fn an_imported_model_stitches_only_the_central_square_of_its_patches() {
     cfg.object_size_px = 192;
     cfg.scan.spacing_px = 48.0;
     let ds = ptycho_workbench::simulate::simulate_on(&cfg, Device::Cpu).unwrap();
-    let data = dir.path().join("d.npz");
-    ptycho_workbench::data::write_npz(&ds, &data).unwrap();
-    let out = dir.path().join("ours.zip");
-    let opts = ImportOptions {
-        probe_dataset: data,
-        probe_scale: DEFAULT_PROBE_SCALE,
-    };
-    import_ptychopinn(&bundle(1), &opts, &out).unwrap();
-    let b = Bundle::load(&out, Device::Cpu).unwrap();
+    let b = Bundle::load(&import_with_probe_of(&bundle(1), &ds, dir.path()), Device::Cpu).unwrap();
     let recon = b
         .reconstruct(&ds, &ptycho_workbench::recon::ReconConfig::default())
         .unwrap();
