@@ -27,6 +27,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "notebooks"
 # what evcxr prints when a cell's code panics or a `?` returns an Err
 FAILURE = re.compile(r"panicked at|^Error: |^Err\(|Segmentation fault|error\[E\d+\]", re.M)
+# A table or figure shown as its Debug text: the kernel could not call its
+# `evcxr_display` (e.g. the cell's last expression moved a variable), so the
+# reader sees a struct dump instead of the HTML table or the image.
+DEBUG_DISPLAY = re.compile(r"^\s*(Table|Figure|History|DatasetSummary) \{")
 
 
 def kernel_env():
@@ -62,6 +66,8 @@ def failures(nb):
                 text = out["data"]["text/plain"]
             if out.get("output_type") == "error" or FAILURE.search(text):
                 found.append(f"cell {i}: {text.strip()[:400]}")
+            elif out.get("output_type") == "execute_result" and DEBUG_DISPLAY.search(text):
+                found.append(f"cell {i}: shown as Debug text, not displayed: {text.strip()[:200]}")
     return found
 
 

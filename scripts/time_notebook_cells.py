@@ -62,7 +62,7 @@ def kind(source):
         return "simulate"
     if re.search(r"plot::|\.plot\(\)|Figure", s):
         return "plot"
-    if re.search(r"to_html|display_html|DataFrame|_table\(", s):
+    if re.search(r"to_html|display_html|select\(|_table\(", s):
         return "table"
     return "other"
 

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 use num_complex::Complex32;
-use polars::prelude::{CsvWriter, DataFrame, SerWriter};
 use serde::{Deserialize, Serialize};
 
 use crate::data::atomic::write_bytes_atomic;
@@ -18,6 +17,7 @@ use crate::metrics::{
     AlignConfig, Comparison, HalfSetConfig, PhaseScale, ScanRegion, compare_objects, fourier_shift, frc_table,
     metrics_table, register_halves, shift_coverage,
 };
+use crate::table::Table;
 
 /// Half width of the default metric region around the scan positions: half
 /// the stitched crop (PtychoPINN: `M/2` with `M = 20`).
@@ -194,15 +194,7 @@ pub struct CompareOutputs {
     pub metrics_json: PathBuf,
     pub frc_csv: PathBuf,
     pub figure_png: PathBuf,
-    pub metrics: DataFrame,
-}
-
-fn csv_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    CsvWriter::new(&mut buf)
-        .finish(df)
-        .map_err(|e| Error::value("table", e.to_string()))?;
-    Ok(buf)
+    pub metrics: Table,
 }
 
 /// Writes the tables, the JSON record and the comparison figure into `dir`.
@@ -233,8 +225,8 @@ pub fn write_comparison_objects(
         .zip(comparisons)
         .map(|((label, _), c)| (label.clone(), c))
         .collect();
-    let mut metrics = metrics_table(&rows)?;
-    let mut frc = frc_table(&rows)?;
+    let metrics = metrics_table(&rows)?;
+    let frc = frc_table(&rows)?;
     let out = CompareOutputs {
         metrics_csv: dir.join("metrics.csv"),
         metrics_json: dir.join("metrics.json"),
@@ -242,8 +234,8 @@ pub fn write_comparison_objects(
         figure_png: dir.join("comparison.png"),
         metrics: metrics.clone(),
     };
-    write_bytes_atomic(&out.metrics_csv, &csv_bytes(&mut metrics)?)?;
-    write_bytes_atomic(&out.frc_csv, &csv_bytes(&mut frc)?)?;
+    write_bytes_atomic(&out.metrics_csv, metrics.to_csv().as_bytes())?;
+    write_bytes_atomic(&out.frc_csv, frc.to_csv().as_bytes())?;
     let records: Vec<CompareRecord> = rows
         .iter()
         .zip(sources.iter().chain(std::iter::repeat(&None)))

@@ -42,13 +42,13 @@ pub mod resolution;
 pub mod runtime;
 pub mod simulate;
 pub mod study;
+pub mod table;
 pub mod train;
 
 pub use error::{Error, Result};
 // The crates whose types appear in our API, so a notebook needs one `:dep`.
 pub use ndarray;
 pub use num_complex;
-pub use polars;
 pub use tch;
 
 /// What a notebook imports with one `use`.
@@ -63,10 +63,11 @@ pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::metrics::{AlignConfig, Comparison, HalfSetConfig, compare_objects, metrics_table};
     pub use crate::model::{ModelConfig, ModelKind};
-    pub use crate::plot::{self, Figure, Table};
+    pub use crate::plot::{self, Figure};
     pub use crate::recon::iterative::{IterativeConfig, reconstruct_iterative};
     pub use crate::recon::{ReconConfig, Reconstruction, interleaved_halves, write_recon_npz};
     pub use crate::resolution::frc_halves;
     pub use crate::simulate::{ObjectKind, ProbeKind, ScanKind, SimConfig, simulate, simulate_on};
+    pub use crate::table::{Column, Table};
     pub use crate::train::{LineObserver, TrainConfig, Trainer};
 }

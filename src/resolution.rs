@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayView2, s};
 use num_complex::Complex32;
-use polars::prelude::{Column, CsvWriter, DataFrame, SerWriter};
 use serde::Serialize;
 
 use crate::data::atomic::write_bytes_atomic;
@@ -15,6 +14,7 @@ use crate::data::product::read_recon_file;
 use crate::error::{Error, Result};
 use crate::metrics::{HalfSetAlignment, HalfSetConfig, HalfSetFrc, Resolution, half_set_frc};
 use crate::recon::Reconstruction;
+use crate::table::{Column, Table};
 
 /// Reads both reconstruction NPZ files (`object`, and `coverage` when
 /// present: ours always has it) and measures their half-set FRC with `cfg`
@@ -83,22 +83,19 @@ pub const MAX_CANVAS_MISMATCH_PX: usize = 64;
 
 /// One row per ring: `ring, frequency_cycles_per_px, frc, half_bit_threshold,
 /// n_pixels`, and `frequency_per_nm` when the pixel size is known.
-pub fn frc_halves_table(r: &HalfSetFrc) -> Result<DataFrame> {
+pub fn frc_halves_table(r: &HalfSetFrc) -> Result<Table> {
     let c = &r.curve;
     let mut cols = vec![
-        Column::new("ring".into(), c.ring.iter().map(|&v| v as u64).collect::<Vec<_>>()),
-        Column::new("frequency_cycles_per_px".into(), c.cycles_per_px.clone()),
-        Column::new("frc".into(), c.frc.clone()),
-        Column::new("half_bit_threshold".into(), r.half_bit.clone()),
-        Column::new(
-            "n_pixels".into(),
-            c.n_pixels.iter().map(|&n| n as u64).collect::<Vec<_>>(),
-        ),
+        Column::new("ring", c.ring.iter().map(|&v| v as i64).collect::<Vec<_>>()),
+        Column::new("frequency_cycles_per_px", c.cycles_per_px.clone()),
+        Column::new("frc", c.frc.clone()),
+        Column::new("half_bit_threshold", r.half_bit.clone()),
+        Column::new("n_pixels", c.n_pixels.iter().map(|&n| n as i64).collect::<Vec<_>>()),
     ];
     if let Some(f) = r.frequency_per_nm() {
-        cols.push(Column::new("frequency_per_nm".into(), f));
+        cols.push(Column::new("frequency_per_nm", f));
     }
-    DataFrame::new(c.frc.len(), cols).map_err(|e| Error::value("FRC table", e.to_string()))
+    Table::new(cols)
 }
 
 /// What `frc_halves.json` holds.
@@ -143,12 +140,7 @@ pub fn write_frc_halves(dir: &Path, r: &HalfSetFrc, sources: [Option<&Path>; 2])
         json: dir.join("frc_halves.json"),
         figure_png: dir.join("frc_halves.png"),
     };
-    let mut table = frc_halves_table(r)?;
-    let mut csv = Vec::new();
-    CsvWriter::new(&mut csv)
-        .finish(&mut table)
-        .map_err(|e| Error::value("FRC table", e.to_string()))?;
-    write_bytes_atomic(&out.csv, &csv)?;
+    write_bytes_atomic(&out.csv, frc_halves_table(r)?.to_csv().as_bytes())?;
     let json = serde_json::to_vec_pretty(&FrcHalvesRecord::new(r, sources[0], sources[1])).expect("record serialises");
     write_bytes_atomic(&out.json, &json)?;
     crate::plot::frc_half_set(r)?.save(&out.figure_png)?;

@@ -463,7 +463,7 @@ fn tables_have_one_row_per_label_and_component() -> TestResult {
     let rows = [("pinn".to_string(), &a), ("raw".to_string(), &b)];
     let df = metrics_table(&rows)?;
     assert_eq!(df.height(), 4);
-    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let names = df.column_names();
     for col in [
         "label",
         "component",
@@ -480,19 +480,19 @@ fn tables_have_one_row_per_label_and_component() -> TestResult {
         "amplitude_scale",
         "region",
     ] {
-        assert!(names.iter().any(|n| n == col), "missing column {col} in {names:?}");
+        assert!(names.contains(&col), "missing column {col} in {names:?}");
     }
-    let ssim = df.column("ssim")?.f64()?;
-    assert_eq!(ssim.get(0), Some(a.amplitude.ssim));
-    assert_eq!(ssim.get(3), Some(b.phase.ssim));
-    assert_eq!(df.column("shift_y_px")?.f64()?.get(2), None);
-    assert_eq!(df.column("component")?.str()?.get(1), Some("phase"));
-    assert_eq!(df.column("region")?.str()?.get(2), Some("0:40,0:44"));
+    let ssim = df.column("ssim")?;
+    assert_eq!(ssim.f64(0), Some(a.amplitude.ssim));
+    assert_eq!(ssim.f64(3), Some(b.phase.ssim));
+    assert_eq!(df.column("shift_y_px")?.f64(2), None);
+    assert_eq!(df.column("component")?.str(1), Some("phase"));
+    assert_eq!(df.column("region")?.str(2), Some("0:40,0:44"));
 
     let frc = frc_table(&rows)?;
     let per = a.frc_amplitude.frc.len() + a.frc_phase.frc.len() + b.frc_amplitude.frc.len() + b.frc_phase.frc.len();
     assert_eq!(frc.height(), per);
-    assert_eq!(frc.get_column_names().len(), 5);
+    assert_eq!(frc.width(), 5);
     Ok(())
 }
 

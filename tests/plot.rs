@@ -479,8 +479,8 @@ fn notebook_output_is_an_evcxr_mime_block() -> TestResult {
         "EVCXR_BEGIN_CONTENT text/html\n<b>x</b>\nEVCXR_END_CONTENT\n"
     );
 
-    let df = history(3, false).to_dataframe()?;
-    let html = plot::dataframe_html(&df);
+    let table = history(3, false).to_table()?;
+    let html = plot::table_html(&table);
     for col in ["epoch", "train_loss", "val_loss", "learning_rate"] {
         assert!(html.contains(&format!(">{col}</th>")), "{col}");
     }
@@ -608,15 +608,14 @@ fn notebook_tables_and_the_history_file_round_trip() -> TestResult {
     assert!(History::from_csv("epoch,loss\n1,2\n").is_err());
     assert!(History::from_csv("epoch,train_loss,val_loss,learning_rate,seconds\n1,x,,1e-3,1\n").is_err());
 
-    // HTML tables: the history, a dataset summary, a polars table
+    // HTML tables: the history, a dataset summary, a table
     let html = h.to_html();
     assert_eq!(html.matches("<tr>").count(), 1 + 5, "{html}");
     assert!(html.contains("train loss") && html.contains("1.00e-3"));
     let ds = simulate(&small_config())?;
     let summary = ds.summary().to_html();
     assert!(summary.contains("patterns") && summary.contains("32×32"), "{summary}");
-    let table = plot::Table(h.to_dataframe()?);
-    let t = table.to_html();
+    let t = h.to_table()?.to_html();
     assert!(t.contains("train_loss") && t.contains("<table"));
     // figures from the data types
     assert_eq!(ds.plot()?.to_png()?.len(), plot::dataset_overview(&ds)?.to_png()?.len());

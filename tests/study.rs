@@ -9,7 +9,6 @@ use std::process::{Command, Output};
 use std::time::Instant;
 
 use common::*;
-use polars::prelude::{ParquetReader, SerReader};
 use ptycho_workbench::bundle::Bundle;
 use ptycho_workbench::study::{
     self, JobKind, JobRecordV1, JobStatus, Outcome, RunOptions, StageManifestV1, StudyConfig, StudyLock, plan,
@@ -32,9 +31,10 @@ fn manifest(dir: &Path, file: &str) -> StageManifestV1 {
     serde_json::from_str(&std::fs::read_to_string(dir.join(file)).expect("manifest exists")).expect("manifest parses")
 }
 
+/// Rows of a Parquet file as pyarrow reads it.
 fn parquet_rows(path: &Path) -> usize {
-    let f = std::fs::File::open(path).expect("parquet exists");
-    ParquetReader::new(f).finish().expect("parquet reads").height()
+    let read = common::run_python_json(&common::fixture("table/read_parquet.py"), &[path]);
+    read["num_rows"].as_u64().expect("num_rows") as usize
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! - [`align`]: region crops, sub-pixel registration, Fourier shifts, phase offsets and planes;
 //! - [`compare`]: [`compare_objects`] (the alignment pipeline as an [`AlignConfig`]) and
 //!   [`image_metrics`] for two real images;
-//! - [`table`]: polars tables of comparisons (the caller writes them).
+//! - [`table`]: tables of comparisons (the caller writes them).
 //!
 //! Every convention (data ranges, phase mapping, alignment) is a parameter
 //! and is recorded in the result ([`Alignment`], [`ImageMetrics::data_range`]).

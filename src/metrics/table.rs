@@ -1,9 +1,9 @@
-//! Comparisons as polars tables (the caller writes them: metrics do no IO).
-use polars::prelude::{Column, DataFrame, NamedFrom, Series};
+//! Comparisons as tables (the caller writes them: metrics do no IO).
 
 use super::compare::{AmplitudeScale, Comparison, PhaseAlign};
 use super::image::ImageMetrics;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::table::{Column, Table};
 
 /// One row per label × component (`amplitude`, then `phase`), columns:
 /// `label, component, mae, mse, psnr, ssim, ms_ssim, frc50, frc_1_7,
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// FRC crossings that are never reached, and shifts without registration,
 /// are null; an infinite PSNR stays `inf`. `region` reads `y0:y1,x0:x1`
 /// (numpy slices: half-open, object pixels).
-pub fn metrics_table(rows: &[(String, &Comparison)]) -> Result<DataFrame> {
+pub fn metrics_table(rows: &[(String, &Comparison)]) -> Result<Table> {
     let n = 2 * rows.len();
     let mut label = Vec::with_capacity(n);
     let mut component = Vec::with_capacity(n);
@@ -72,12 +72,12 @@ pub fn metrics_table(rows: &[(String, &Comparison)]) -> Result<DataFrame> {
         col("region", region),
         col("scored_fraction", scored),
     ];
-    DataFrame::new(n, columns).map_err(|e| Error::value("metrics table", e.to_string()))
+    Table::new(columns)
 }
 
 /// The FRC curves in long form: `label, component, ring, cycles_per_px, frc`
 /// (amplitude then phase per label; NaN where a ring has no power).
-pub fn frc_table(rows: &[(String, &Comparison)]) -> Result<DataFrame> {
+pub fn frc_table(rows: &[(String, &Comparison)]) -> Result<Table> {
     let (mut label, mut component) = (Vec::new(), Vec::new());
     let (mut ring, mut cycles, mut frc): (Vec<f64>, Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new(), Vec::new());
     for (l, c) in rows {
@@ -89,7 +89,6 @@ pub fn frc_table(rows: &[(String, &Comparison)]) -> Result<DataFrame> {
             frc.extend(&curve.frc);
         }
     }
-    let n = frc.len();
     let columns = vec![
         col("label", label),
         col("component", component),
@@ -97,13 +96,9 @@ pub fn frc_table(rows: &[(String, &Comparison)]) -> Result<DataFrame> {
         col("cycles_per_px", cycles),
         col("frc", frc),
     ];
-    DataFrame::new(n, columns).map_err(|e| Error::value("FRC table", e.to_string()))
+    Table::new(columns)
 }
 
-fn col<T, V>(name: &str, values: V) -> Column
-where
-    Series: NamedFrom<V, T>,
-    T: ?Sized,
-{
-    Column::from(Series::new(name.into(), values))
+fn col(name: &str, values: impl Into<crate::table::Values>) -> Column {
+    Column::new(name, values)
 }

@@ -2,10 +2,8 @@
 //! `history.plot()`, `reconstruction.plot()`, and inline HTML tables
 //! (`evcxr_display`) for summaries, histories and metric tables. Each display
 //! has a plain counterpart (`to_html`, `Figure::save`) that tests can check.
-use polars::prelude::DataFrame;
-
 use super::figure::Figure;
-use super::html::{dataframe_html, display_html, html_table};
+use super::html::{display_html, html_table};
 use crate::data::{Dataset, DatasetSummary};
 use crate::error::Result;
 use crate::recon::Reconstruction;
@@ -71,26 +69,5 @@ impl DatasetSummary {
             })
             .collect();
         html_table(&["".to_string(), "".to_string()], &rows)
-    }
-}
-
-/// A polars table that displays as HTML in a notebook (`Table(df)` as a
-/// cell's last expression).
-#[derive(Debug, Clone)]
-pub struct Table(pub DataFrame);
-
-impl Table {
-    pub fn to_html(&self) -> String {
-        dataframe_html(&self.0)
-    }
-
-    pub fn evcxr_display(&self) {
-        display_html(&self.to_html());
-    }
-}
-
-impl From<DataFrame> for Table {
-    fn from(df: DataFrame) -> Self {
-        Table(df)
     }
 }

@@ -1,7 +1,7 @@
 //! Inline notebook output: evcxr MIME blocks, base64, HTML tables.
-use polars::prelude::{AnyValue, DataFrame};
+use crate::table::{Table, display_cell};
 
-/// Rows shown by [`dataframe_html`]; the rest are summarised in a footer.
+/// Rows shown by [`table_html`]; the rest are summarised in a footer.
 const MAX_ROWS: usize = 200;
 
 /// Standard base64 (RFC 4648, with padding).
@@ -93,19 +93,8 @@ fn table(headers: &[String], rows: &[Vec<String>], footer: Option<String>) -> St
     s
 }
 
-fn cell(v: AnyValue<'_>) -> String {
-    match v {
-        AnyValue::Null => String::new(),
-        AnyValue::Float64(x) => format_float(x),
-        AnyValue::Float32(x) => format_float(x as f64),
-        AnyValue::String(s) => s.to_string(),
-        AnyValue::StringOwned(s) => s.to_string(),
-        other => other.to_string(),
-    }
-}
-
 /// Up to 6 significant digits, scientific outside `[1e-3, 1e6)`.
-fn format_float(x: f64) -> String {
+pub(crate) fn format_float(x: f64) -> String {
     if x == 0.0 || !x.is_finite() {
         return format!("{x}");
     }
@@ -123,20 +112,16 @@ fn format_float(x: f64) -> String {
     }
 }
 
-/// A polars `DataFrame` as an HTML table (the first 200 rows, with a footer
-/// giving the full shape when cut).
-pub fn dataframe_html(df: &DataFrame) -> String {
-    let headers: Vec<String> = df.columns().iter().map(|c| c.name().to_string()).collect();
-    let n = df.height().min(MAX_ROWS);
+/// A [`Table`] as an HTML table (the first 200 rows, with a footer giving
+/// the full shape when cut; floats with 6 significant digits, missing
+/// values blank).
+pub fn table_html(t: &Table) -> String {
+    let headers: Vec<String> = t.column_names().iter().map(|c| c.to_string()).collect();
+    let n = t.height().min(MAX_ROWS);
     let rows: Vec<Vec<String>> = (0..n)
-        .map(|i| {
-            df.columns()
-                .iter()
-                .map(|c| c.get(i).map(cell).unwrap_or_default())
-                .collect()
-        })
+        .map(|i| t.columns().iter().map(|c| display_cell(c, i)).collect())
         .collect();
-    let footer = (df.height() > n).then(|| format!("showing {n} of {} rows × {} columns", df.height(), df.width()));
+    let footer = (t.height() > n).then(|| format!("showing {n} of {} rows × {} columns", t.height(), t.width()));
     table(&headers, &rows, footer)
 }
 

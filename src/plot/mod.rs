@@ -17,9 +17,9 @@ mod recipes;
 mod ticks;
 
 pub use colormap::{BAD_COLOR, Colormap, PALETTE, complex_rgb, hsv_to_rgb, palette};
-pub use display::Table;
 pub use figure::Figure;
-pub use html::{base64, dataframe_html, display_html, escape_html, html_table, mime_block};
+pub(crate) use html::format_float;
+pub use html::{base64, display_html, escape_html, html_table, mime_block, table_html};
 pub use panel::{BarPanel, ComplexPanel, ImagePanel, LinePanel, Panel, Scale, ScanPanel, SecondaryAxis, Series};
 pub use recipes::{
     FOOTPRINT_POWER, comparison, comparison_with, complex_image, dataset_overview, diffraction, frc, frc_half_set,

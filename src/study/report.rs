@@ -1,11 +1,9 @@
-//! The study report, gathered from the job records: tables (polars → CSV and
+//! The study report, gathered from the job records: tables (CSV and
 //! Parquet), figures (PNG), `report.md` and a self-contained `report.html`
 //! (figures embedded as base64 PNG), all in `DIR/report/`.
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-
-use polars::prelude::{Column, CsvWriter, DataFrame, NamedFrom, ParquetWriter, SerWriter, Series};
 
 use super::config::{StudyConfig, dose_label};
 use super::manifest::{JobRecordV1, JobStatus, MetricRow, read_record};
@@ -13,6 +11,7 @@ use super::plan::{Job, JobKind, Split, model_name, plan};
 use crate::data::atomic::write_bytes_atomic;
 use crate::error::{Error, Result};
 use crate::plot::{self, Figure, LinePanel, Panel, Series as LineSeries};
+use crate::table::{Column, Table, Values};
 use crate::train::History;
 
 /// The report's folder inside the study folder.
@@ -27,20 +26,16 @@ struct Row {
     m: MetricRow,
 }
 
-fn col<T, V>(name: &str, values: V) -> Column
-where
-    Series: NamedFrom<V, T>,
-    T: ?Sized,
-{
-    Column::from(Series::new(name.into(), values))
+fn col(name: &str, values: impl Into<Values>) -> Column {
+    Column::new(name, values)
 }
 
-fn frame(n: usize, columns: Vec<Column>) -> Result<DataFrame> {
-    DataFrame::new(n, columns).map_err(|e| Error::value("report table", e.to_string()))
+fn frame(_rows: usize, columns: Vec<Column>) -> Result<Table> {
+    Table::new(columns)
 }
 
 /// The comparison metrics of every completed comparison job.
-fn metrics_frame(rows: &[Row]) -> Result<DataFrame> {
+fn metrics_frame(rows: &[Row]) -> Result<Table> {
     let f = |g: fn(&Row) -> f64| rows.iter().map(g).collect::<Vec<f64>>();
     let o = |g: fn(&Row) -> Option<f64>| rows.iter().map(g).collect::<Vec<Option<f64>>>();
     let s = |g: fn(&Row) -> String| rows.iter().map(g).collect::<Vec<String>>();
@@ -112,7 +107,7 @@ fn deltas(rows: &[Row]) -> Vec<Delta> {
     out
 }
 
-fn deltas_frame(d: &[Delta]) -> Result<DataFrame> {
+fn deltas_frame(d: &[Delta]) -> Result<Table> {
     frame(
         d.len(),
         vec![
@@ -143,7 +138,7 @@ fn status_name(r: Option<&JobRecordV1>) -> String {
     }
 }
 
-fn training_frame(train: &[(&Job, Option<JobRecordV1>)]) -> Result<DataFrame> {
+fn training_frame(train: &[(&Job, Option<JobRecordV1>)]) -> Result<Table> {
     let t = |j: &(&Job, Option<JobRecordV1>)| j.1.as_ref().and_then(|r| r.training.clone());
     frame(
         train.len(),
@@ -227,7 +222,7 @@ fn training_frame(train: &[(&Job, Option<JobRecordV1>)]) -> Result<DataFrame> {
     )
 }
 
-fn views_frame(views: &[(&Job, JobRecordV1)]) -> Result<DataFrame> {
+fn views_frame(views: &[(&Job, JobRecordV1)]) -> Result<Table> {
     let rows: Vec<(&Job, &super::manifest::ViewSplitRecord)> = views
         .iter()
         .flat_map(|(j, r)| r.views.iter().map(move |v| (*j, v)))
@@ -297,17 +292,9 @@ fn views_frame(views: &[(&Job, JobRecordV1)]) -> Result<DataFrame> {
     )
 }
 
-fn write_tables(dir: &Path, name: &str, df: &mut DataFrame) -> Result<()> {
-    let mut csv = Vec::new();
-    CsvWriter::new(&mut csv)
-        .finish(df)
-        .map_err(|e| Error::value(format!("{name}.csv"), e.to_string()))?;
-    write_bytes_atomic(&dir.join(format!("{name}.csv")), &csv)?;
-    let mut parquet = Vec::new();
-    ParquetWriter::new(&mut parquet)
-        .finish(df)
-        .map_err(|e| Error::value(format!("{name}.parquet"), e.to_string()))?;
-    write_bytes_atomic(&dir.join(format!("{name}.parquet")), &parquet)
+fn write_tables(dir: &Path, name: &str, table: &Table) -> Result<()> {
+    write_bytes_atomic(&dir.join(format!("{name}.csv")), table.to_csv().as_bytes())?;
+    write_bytes_atomic(&dir.join(format!("{name}.parquet")), &table.to_parquet())
 }
 
 fn num(v: Option<f64>, digits: usize) -> String {
@@ -479,10 +466,10 @@ pub fn write_report(dir: &Path, cfg: &StudyConfig) -> Result<PathBuf> {
         })
         .collect();
     let delta_rows = deltas(&rows);
-    write_tables(&out, "metrics", &mut metrics_frame(&rows)?)?;
-    write_tables(&out, "training", &mut training_frame(&train)?)?;
-    write_tables(&out, "deltas", &mut deltas_frame(&delta_rows)?)?;
-    write_tables(&out, "views", &mut views_frame(&views)?)?;
+    write_tables(&out, "metrics", &metrics_frame(&rows)?)?;
+    write_tables(&out, "training", &training_frame(&train)?)?;
+    write_tables(&out, "deltas", &deltas_frame(&delta_rows)?)?;
+    write_tables(&out, "views", &views_frame(&views)?)?;
 
     let mut figs = Figures {
         dir: out.clone(),

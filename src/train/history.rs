@@ -74,17 +74,16 @@ impl History {
 
     /// The history as a table with columns `epoch`, `train_loss`,
     /// `val_loss` (null without a split), `learning_rate`, `seconds`.
-    pub fn to_dataframe(&self) -> crate::Result<polars::prelude::DataFrame> {
-        use polars::prelude::*;
+    pub fn to_table(&self) -> crate::Result<crate::table::Table> {
+        use crate::table::{Column, Table};
         let e = &self.epochs;
-        df!(
-            "epoch" => e.iter().map(|r| r.epoch as u32).collect::<Vec<_>>(),
-            "train_loss" => e.iter().map(|r| r.train_loss).collect::<Vec<_>>(),
-            "val_loss" => e.iter().map(|r| r.val_loss).collect::<Vec<_>>(),
-            "learning_rate" => e.iter().map(|r| r.learning_rate).collect::<Vec<_>>(),
-            "seconds" => e.iter().map(|r| r.seconds).collect::<Vec<_>>(),
-        )
-        .map_err(|err| crate::Error::value("history", err.to_string()))
+        Table::new(vec![
+            Column::new("epoch", e.iter().map(|r| r.epoch as u32).collect::<Vec<_>>()),
+            Column::new("train_loss", e.iter().map(|r| r.train_loss).collect::<Vec<_>>()),
+            Column::new("val_loss", e.iter().map(|r| r.val_loss).collect::<Vec<_>>()),
+            Column::new("learning_rate", e.iter().map(|r| r.learning_rate).collect::<Vec<_>>()),
+            Column::new("seconds", e.iter().map(|r| r.seconds).collect::<Vec<_>>()),
+        ])
     }
 }
 
