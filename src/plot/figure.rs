@@ -147,7 +147,7 @@ fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>> {
     use ::image::ImageEncoder;
     let mut png = Vec::new();
     ::image::codecs::png::PngEncoder::new(&mut png)
-        .write_image(rgb, w, h, ::image::ExtendedColorType::Rgb8)
+        .write_image(rgb, w, h, ::image::ColorType::Rgb8)
         .map_err(|e| Error::value("figure", format!("PNG encoding failed: {e}")))?;
     Ok(png)
 }
