@@ -31,10 +31,58 @@ fn manifest(dir: &Path, file: &str) -> StageManifestV1 {
     serde_json::from_str(&std::fs::read_to_string(dir.join(file)).expect("manifest exists")).expect("manifest parses")
 }
 
-/// Rows of a Parquet file as pyarrow reads it.
-fn parquet_rows(path: &Path) -> usize {
-    let read = common::run_python_json(&common::fixture("table/read_parquet.py"), &[path]);
+/// A report table's rows, after checking that pyarrow reads its
+/// `NAME.parquet` as the same values as its `NAME.csv` (names, nulls as
+/// empty fields, numbers exactly).
+fn report_table_rows(report: &Path, name: &str) -> usize {
+    let read = common::run_python_json(
+        &common::fixture("table/read_parquet.py"),
+        &[&report.join(format!("{name}.parquet"))],
+    );
+    let csv = std::fs::read_to_string(report.join(format!("{name}.csv"))).expect("csv exists");
+    let mut lines = csv.lines().map(csv_fields);
+    let header = lines.next().expect("header");
+    let rows: Vec<Vec<String>> = lines.collect();
+    let columns = read["columns"].as_array().expect("columns");
+    let names: Vec<&str> = columns.iter().map(|c| c["name"].as_str().expect("name")).collect();
+    assert_eq!(names, header, "{name}: columns");
+    for (k, c) in columns.iter().enumerate() {
+        let values = c["values"].as_array().expect("values");
+        assert_eq!(values.len(), rows.len(), "{name}: rows");
+        for (i, v) in values.iter().enumerate() {
+            let field = &rows[i][k];
+            let same = match v {
+                serde_json::Value::Null => field.is_empty(),
+                serde_json::Value::Number(n) => field.parse::<f64>().ok() == n.as_f64(),
+                serde_json::Value::String(s) if s == "NaN" => field == "NaN",
+                serde_json::Value::String(s) => s == field,
+                serde_json::Value::Bool(b) => field == &b.to_string(),
+                _ => false,
+            };
+            assert!(same, "{name}.{}: row {i}: parquet {v}, csv {field:?}", names[k]);
+        }
+    }
     read["num_rows"].as_u64().expect("num_rows") as usize
+}
+
+/// One CSV line's fields (RFC 4180 quoting; no line breaks inside fields
+/// in these tables).
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut fields, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            _ => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
 }
 
 #[test]
@@ -145,10 +193,10 @@ fn ci_study_runs_resumes_and_redoes_a_corrupted_bundle() -> TestResult {
     // report: 4 test comparisons × 8 rows + 4 train comparisons × 2 (iterative);
     // deltas: 4 × (2 PINN gridsizes × 2 components × 2 references)
     let report = dir.join("report");
-    assert_eq!(parquet_rows(&report.join("metrics.parquet")), 4 * 8 + 4 * 2);
-    assert_eq!(parquet_rows(&report.join("deltas.parquet")), 4 * 2 * 2 * 2);
-    assert_eq!(parquet_rows(&report.join("training.parquet")), 12);
-    assert_eq!(parquet_rows(&report.join("views.parquet")), 8);
+    assert_eq!(report_table_rows(&report, "metrics"), 4 * 8 + 4 * 2);
+    assert_eq!(report_table_rows(&report, "deltas"), 4 * 2 * 2 * 2);
+    assert_eq!(report_table_rows(&report, "training"), 12);
+    assert_eq!(report_table_rows(&report, "views"), 8);
     let csv = std::fs::read_to_string(report.join("metrics.csv"))?;
     assert!(
         csv.starts_with("dose_photons,view,split,label,model,gridsize,component,ssim"),

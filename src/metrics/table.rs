@@ -52,25 +52,25 @@ pub fn metrics_table(rows: &[(String, &Comparison)]) -> Result<Table> {
     let f = |get: fn(&ImageMetrics) -> f64| metrics.iter().map(|m| get(m)).collect::<Vec<f64>>();
     let o = |get: fn(&ImageMetrics) -> Option<f64>| metrics.iter().map(|m| get(m)).collect::<Vec<Option<f64>>>();
     let columns = vec![
-        col("label", label),
-        col("component", component),
-        col("mae", f(|m| m.mae)),
-        col("mse", f(|m| m.mse)),
-        col("psnr", f(|m| m.psnr)),
-        col("ssim", f(|m| m.ssim)),
-        col("ms_ssim", f(|m| m.ms_ssim)),
-        col("frc50", o(|m| m.frc50)),
-        col("frc_1_7", o(|m| m.frc_1_7)),
-        col("frc50_cycles_per_px", o(|m| m.frc50_cycles_per_px)),
-        col("frc_1_7_cycles_per_px", o(|m| m.frc_1_7_cycles_per_px)),
-        col("data_range", f(|m| m.data_range)),
-        col("shift_y_px", shift_y),
-        col("shift_x_px", shift_x),
-        col("phase_align", phase_align),
-        col("amplitude_scaling", scaling),
-        col("amplitude_scale", scale),
-        col("region", region),
-        col("scored_fraction", scored),
+        Column::new("label", label),
+        Column::new("component", component),
+        Column::new("mae", f(|m| m.mae)),
+        Column::new("mse", f(|m| m.mse)),
+        Column::new("psnr", f(|m| m.psnr)),
+        Column::new("ssim", f(|m| m.ssim)),
+        Column::new("ms_ssim", f(|m| m.ms_ssim)),
+        Column::new("frc50", o(|m| m.frc50)),
+        Column::new("frc_1_7", o(|m| m.frc_1_7)),
+        Column::new("frc50_cycles_per_px", o(|m| m.frc50_cycles_per_px)),
+        Column::new("frc_1_7_cycles_per_px", o(|m| m.frc_1_7_cycles_per_px)),
+        Column::new("data_range", f(|m| m.data_range)),
+        Column::new("shift_y_px", shift_y),
+        Column::new("shift_x_px", shift_x),
+        Column::new("phase_align", phase_align),
+        Column::new("amplitude_scaling", scaling),
+        Column::new("amplitude_scale", scale),
+        Column::new("region", region),
+        Column::new("scored_fraction", scored),
     ];
     Table::new(columns)
 }
@@ -90,15 +90,11 @@ pub fn frc_table(rows: &[(String, &Comparison)]) -> Result<Table> {
         }
     }
     let columns = vec![
-        col("label", label),
-        col("component", component),
-        col("ring", ring),
-        col("cycles_per_px", cycles),
-        col("frc", frc),
+        Column::new("label", label),
+        Column::new("component", component),
+        Column::new("ring", ring),
+        Column::new("cycles_per_px", cycles),
+        Column::new("frc", frc),
     ];
     Table::new(columns)
-}
-
-fn col(name: &str, values: impl Into<crate::table::Values>) -> Column {
-    Column::new(name, values)
 }

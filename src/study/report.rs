@@ -11,7 +11,7 @@ use super::plan::{Job, JobKind, Split, model_name, plan};
 use crate::data::atomic::write_bytes_atomic;
 use crate::error::{Error, Result};
 use crate::plot::{self, Figure, LinePanel, Panel, Series as LineSeries};
-use crate::table::{Column, Table, Values};
+use crate::table::{Column, Table};
 use crate::train::History;
 
 /// The report's folder inside the study folder.
@@ -26,41 +26,30 @@ struct Row {
     m: MetricRow,
 }
 
-fn col(name: &str, values: impl Into<Values>) -> Column {
-    Column::new(name, values)
-}
-
-fn frame(_rows: usize, columns: Vec<Column>) -> Result<Table> {
-    Table::new(columns)
-}
-
 /// The comparison metrics of every completed comparison job.
-fn metrics_frame(rows: &[Row]) -> Result<Table> {
+fn metrics_report_table(rows: &[Row]) -> Result<Table> {
     let f = |g: fn(&Row) -> f64| rows.iter().map(g).collect::<Vec<f64>>();
     let o = |g: fn(&Row) -> Option<f64>| rows.iter().map(g).collect::<Vec<Option<f64>>>();
     let s = |g: fn(&Row) -> String| rows.iter().map(g).collect::<Vec<String>>();
-    frame(
-        rows.len(),
-        vec![
-            col("dose_photons", f(|r| r.dose)),
-            col("view", s(|r| r.view.clone())),
-            col("split", s(|r| r.split.to_string())),
-            col("label", s(|r| r.m.label.clone())),
-            col("model", s(|r| r.m.model.clone())),
-            col(
-                "gridsize",
-                rows.iter().map(|r| r.m.gridsize.map(|g| g as i64)).collect::<Vec<_>>(),
-            ),
-            col("component", s(|r| r.m.component.clone())),
-            col("ssim", f(|r| r.m.ssim)),
-            col("ms_ssim", f(|r| r.m.ms_ssim)),
-            col("psnr", o(|r| r.m.psnr)),
-            col("mae", f(|r| r.m.mae)),
-            col("mse", f(|r| r.m.mse)),
-            col("frc50", o(|r| r.m.frc50)),
-            col("frc_1_7", o(|r| r.m.frc_1_7)),
-        ],
-    )
+    Table::new(vec![
+        Column::new("dose_photons", f(|r| r.dose)),
+        Column::new("view", s(|r| r.view.clone())),
+        Column::new("split", s(|r| r.split.to_string())),
+        Column::new("label", s(|r| r.m.label.clone())),
+        Column::new("model", s(|r| r.m.model.clone())),
+        Column::new(
+            "gridsize",
+            rows.iter().map(|r| r.m.gridsize.map(|g| g as i64)).collect::<Vec<_>>(),
+        ),
+        Column::new("component", s(|r| r.m.component.clone())),
+        Column::new("ssim", f(|r| r.m.ssim)),
+        Column::new("ms_ssim", f(|r| r.m.ms_ssim)),
+        Column::new("psnr", o(|r| r.m.psnr)),
+        Column::new("mae", f(|r| r.m.mae)),
+        Column::new("mse", f(|r| r.m.mse)),
+        Column::new("frc50", o(|r| r.m.frc50)),
+        Column::new("frc_1_7", o(|r| r.m.frc_1_7)),
+    ])
 }
 
 /// One delta: PINN − a reference, same dose, view, split, component.
@@ -107,26 +96,23 @@ fn deltas(rows: &[Row]) -> Vec<Delta> {
     out
 }
 
-fn deltas_frame(d: &[Delta]) -> Result<Table> {
-    frame(
-        d.len(),
-        vec![
-            col("dose_photons", d.iter().map(|x| x.dose).collect::<Vec<_>>()),
-            col("view", d.iter().map(|x| x.view.clone()).collect::<Vec<_>>()),
-            col("split", d.iter().map(|x| x.split.to_string()).collect::<Vec<_>>()),
-            col(
-                "gridsize",
-                d.iter().map(|x| x.gridsize.map(|g| g as i64)).collect::<Vec<_>>(),
-            ),
-            col("component", d.iter().map(|x| x.component.clone()).collect::<Vec<_>>()),
-            col("reference", d.iter().map(|x| x.reference.clone()).collect::<Vec<_>>()),
-            col("delta_ssim", d.iter().map(|x| x.d_ssim).collect::<Vec<_>>()),
-            col("delta_ms_ssim", d.iter().map(|x| x.d_ms_ssim).collect::<Vec<_>>()),
-            col("delta_psnr", d.iter().map(|x| x.d_psnr).collect::<Vec<_>>()),
-            col("delta_mae", d.iter().map(|x| x.d_mae).collect::<Vec<_>>()),
-            col("delta_frc50", d.iter().map(|x| x.d_frc50).collect::<Vec<_>>()),
-        ],
-    )
+fn deltas_report_table(d: &[Delta]) -> Result<Table> {
+    Table::new(vec![
+        Column::new("dose_photons", d.iter().map(|x| x.dose).collect::<Vec<_>>()),
+        Column::new("view", d.iter().map(|x| x.view.clone()).collect::<Vec<_>>()),
+        Column::new("split", d.iter().map(|x| x.split.to_string()).collect::<Vec<_>>()),
+        Column::new(
+            "gridsize",
+            d.iter().map(|x| x.gridsize.map(|g| g as i64)).collect::<Vec<_>>(),
+        ),
+        Column::new("component", d.iter().map(|x| x.component.clone()).collect::<Vec<_>>()),
+        Column::new("reference", d.iter().map(|x| x.reference.clone()).collect::<Vec<_>>()),
+        Column::new("delta_ssim", d.iter().map(|x| x.d_ssim).collect::<Vec<_>>()),
+        Column::new("delta_ms_ssim", d.iter().map(|x| x.d_ms_ssim).collect::<Vec<_>>()),
+        Column::new("delta_psnr", d.iter().map(|x| x.d_psnr).collect::<Vec<_>>()),
+        Column::new("delta_mae", d.iter().map(|x| x.d_mae).collect::<Vec<_>>()),
+        Column::new("delta_frc50", d.iter().map(|x| x.d_frc50).collect::<Vec<_>>()),
+    ])
 }
 
 fn status_name(r: Option<&JobRecordV1>) -> String {
@@ -138,158 +124,152 @@ fn status_name(r: Option<&JobRecordV1>) -> String {
     }
 }
 
-fn training_frame(train: &[(&Job, Option<JobRecordV1>)]) -> Result<Table> {
+fn training_report_table(train: &[(&Job, Option<JobRecordV1>)]) -> Result<Table> {
     let t = |j: &(&Job, Option<JobRecordV1>)| j.1.as_ref().and_then(|r| r.training.clone());
-    frame(
-        train.len(),
-        vec![
-            col(
-                "dose_photons",
-                train.iter().map(|j| j.0.dose_photons).collect::<Vec<_>>(),
-            ),
-            col(
-                "view",
-                train
-                    .iter()
-                    .map(|j| j.0.view.clone().unwrap_or_default())
-                    .collect::<Vec<_>>(),
-            ),
-            col(
-                "gridsize",
-                train
-                    .iter()
-                    .map(|j| j.0.gridsize.unwrap_or(1) as i64)
-                    .collect::<Vec<_>>(),
-            ),
-            col(
-                "model",
-                train
-                    .iter()
-                    .map(|j| j.0.model.map_or("", model_name).to_string())
-                    .collect::<Vec<_>>(),
-            ),
-            col(
-                "status",
-                train.iter().map(|j| status_name(j.1.as_ref())).collect::<Vec<_>>(),
-            ),
-            col(
-                "epochs_completed",
-                train
-                    .iter()
-                    .map(|j| t(j).map(|x| x.epochs_completed as i64))
-                    .collect::<Vec<_>>(),
-            ),
-            col(
-                "final_train_loss",
-                train
-                    .iter()
-                    .map(|j| t(j).and_then(|x| x.final_train_loss))
-                    .collect::<Vec<_>>(),
-            ),
-            col(
-                "final_val_loss",
-                train
-                    .iter()
-                    .map(|j| t(j).and_then(|x| x.final_val_loss))
-                    .collect::<Vec<_>>(),
-            ),
-            col(
-                "test_loss",
-                train.iter().map(|j| t(j).and_then(|x| x.test_loss)).collect::<Vec<_>>(),
-            ),
-            col(
-                "bundle_size_bytes",
-                train
-                    .iter()
-                    .map(|j| t(j).and_then(|x| x.bundle_size_bytes))
-                    .collect::<Vec<_>>(),
-            ),
-            col(
-                "seconds",
-                train
-                    .iter()
-                    .map(|j| j.1.as_ref().map(|r| r.seconds))
-                    .collect::<Vec<_>>(),
-            ),
-            col(
-                "error",
-                train
-                    .iter()
-                    .map(|j| j.1.as_ref().and_then(|r| r.error.clone().or(r.skip_reason.clone())))
-                    .collect::<Vec<_>>(),
-            ),
-        ],
-    )
+    Table::new(vec![
+        Column::new(
+            "dose_photons",
+            train.iter().map(|j| j.0.dose_photons).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "view",
+            train
+                .iter()
+                .map(|j| j.0.view.clone().unwrap_or_default())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "gridsize",
+            train
+                .iter()
+                .map(|j| j.0.gridsize.unwrap_or(1) as i64)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "model",
+            train
+                .iter()
+                .map(|j| j.0.model.map_or("", model_name).to_string())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "status",
+            train.iter().map(|j| status_name(j.1.as_ref())).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "epochs_completed",
+            train
+                .iter()
+                .map(|j| t(j).map(|x| x.epochs_completed as i64))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "final_train_loss",
+            train
+                .iter()
+                .map(|j| t(j).and_then(|x| x.final_train_loss))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "final_val_loss",
+            train
+                .iter()
+                .map(|j| t(j).and_then(|x| x.final_val_loss))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "test_loss",
+            train.iter().map(|j| t(j).and_then(|x| x.test_loss)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "bundle_size_bytes",
+            train
+                .iter()
+                .map(|j| t(j).and_then(|x| x.bundle_size_bytes))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "seconds",
+            train
+                .iter()
+                .map(|j| j.1.as_ref().map(|r| r.seconds))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "error",
+            train
+                .iter()
+                .map(|j| j.1.as_ref().and_then(|r| r.error.clone().or(r.skip_reason.clone())))
+                .collect::<Vec<_>>(),
+        ),
+    ])
 }
 
-fn views_frame(views: &[(&Job, JobRecordV1)]) -> Result<Table> {
+fn views_report_table(views: &[(&Job, JobRecordV1)]) -> Result<Table> {
     let rows: Vec<(&Job, &super::manifest::ViewSplitRecord)> = views
         .iter()
         .flat_map(|(j, r)| r.views.iter().map(move |v| (*j, v)))
         .collect();
-    frame(
-        rows.len(),
-        vec![
-            col(
-                "dose_photons",
-                rows.iter().map(|r| r.0.dose_photons).collect::<Vec<_>>(),
-            ),
-            col(
-                "view",
-                rows.iter()
-                    .map(|r| r.0.view.clone().unwrap_or_default())
-                    .collect::<Vec<_>>(),
-            ),
-            col(
-                "split",
-                rows.iter().map(|r| r.1.split.name().to_string()).collect::<Vec<_>>(),
-            ),
-            col(
-                "spacing_threshold_px",
-                rows.iter()
-                    .map(|r| r.1.selection.spacing_threshold_px)
-                    .collect::<Vec<_>>(),
-            ),
-            col(
-                "selection_strategy",
-                rows.iter()
-                    .map(|r| r.1.selection.selection_strategy.clone())
-                    .collect::<Vec<_>>(),
-            ),
-            col(
-                "n_positions",
-                rows.iter()
-                    .map(|r| r.1.selection.n_positions as i64)
-                    .collect::<Vec<_>>(),
-            ),
-            col(
-                "n_accepted",
-                rows.iter().map(|r| r.1.selection.n_accepted as i64).collect::<Vec<_>>(),
-            ),
-            col(
-                "acceptance_rate",
-                rows.iter().map(|r| r.1.selection.acceptance_rate).collect::<Vec<_>>(),
-            ),
-            col(
-                "probe_diameter_px",
-                rows.iter().map(|r| r.1.overlap.probe_diameter_px).collect::<Vec<_>>(),
-            ),
-            col(
-                "image_overlap",
-                rows.iter().map(|r| r.1.overlap.image_overlap).collect::<Vec<_>>(),
-            ),
-            col(
-                "group_member_overlap",
-                rows.iter()
-                    .map(|r| r.1.overlap.group_member_overlap)
-                    .collect::<Vec<_>>(),
-            ),
-            col(
-                "group_group_overlap",
-                rows.iter().map(|r| r.1.overlap.group_group_overlap).collect::<Vec<_>>(),
-            ),
-        ],
-    )
+    Table::new(vec![
+        Column::new(
+            "dose_photons",
+            rows.iter().map(|r| r.0.dose_photons).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "view",
+            rows.iter()
+                .map(|r| r.0.view.clone().unwrap_or_default())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "split",
+            rows.iter().map(|r| r.1.split.name().to_string()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "spacing_threshold_px",
+            rows.iter()
+                .map(|r| r.1.selection.spacing_threshold_px)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "selection_strategy",
+            rows.iter()
+                .map(|r| r.1.selection.selection_strategy.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "n_positions",
+            rows.iter()
+                .map(|r| r.1.selection.n_positions as i64)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "n_accepted",
+            rows.iter().map(|r| r.1.selection.n_accepted as i64).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "acceptance_rate",
+            rows.iter().map(|r| r.1.selection.acceptance_rate).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "probe_diameter_px",
+            rows.iter().map(|r| r.1.overlap.probe_diameter_px).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "image_overlap",
+            rows.iter().map(|r| r.1.overlap.image_overlap).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "group_member_overlap",
+            rows.iter()
+                .map(|r| r.1.overlap.group_member_overlap)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "group_group_overlap",
+            rows.iter().map(|r| r.1.overlap.group_group_overlap).collect::<Vec<_>>(),
+        ),
+    ])
 }
 
 fn write_tables(dir: &Path, name: &str, table: &Table) -> Result<()> {
@@ -466,10 +446,10 @@ pub fn write_report(dir: &Path, cfg: &StudyConfig) -> Result<PathBuf> {
         })
         .collect();
     let delta_rows = deltas(&rows);
-    write_tables(&out, "metrics", &metrics_frame(&rows)?)?;
-    write_tables(&out, "training", &training_frame(&train)?)?;
-    write_tables(&out, "deltas", &deltas_frame(&delta_rows)?)?;
-    write_tables(&out, "views", &views_frame(&views)?)?;
+    write_tables(&out, "metrics", &metrics_report_table(&rows)?)?;
+    write_tables(&out, "training", &training_report_table(&train)?)?;
+    write_tables(&out, "deltas", &deltas_report_table(&delta_rows)?)?;
+    write_tables(&out, "views", &views_report_table(&views)?)?;
 
     let mut figs = Figures {
         dir: out.clone(),
