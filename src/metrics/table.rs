@@ -1,6 +1,6 @@
 //! Comparisons as tables (the caller writes them: metrics do no IO).
 
-use super::compare::{AmplitudeScale, Comparison, PhaseAlign};
+use super::compare::{Alignment, AmplitudeScale, Comparison, PhaseAlign};
 use super::image::ImageMetrics;
 use crate::error::Result;
 use crate::table::{Column, Table};
@@ -15,64 +15,46 @@ use crate::table::{Column, Table};
 /// are null; an infinite PSNR stays `inf`. `region` reads `y0:y1,x0:x1`
 /// (numpy slices: half-open, object pixels).
 pub fn metrics_table(rows: &[(String, &Comparison)]) -> Result<Table> {
-    let n = 2 * rows.len();
-    let mut label = Vec::with_capacity(n);
-    let mut component = Vec::with_capacity(n);
-    let mut metrics: Vec<&ImageMetrics> = Vec::with_capacity(n);
-    let mut shift_y = Vec::with_capacity(n);
-    let mut shift_x = Vec::with_capacity(n);
-    let mut phase_align = Vec::with_capacity(n);
-    let mut scaling = Vec::with_capacity(n);
-    let mut scale = Vec::with_capacity(n);
-    let mut region = Vec::with_capacity(n);
-    let mut scored = Vec::with_capacity(n);
-    for (l, c) in rows {
-        let a = &c.alignment;
-        for (name, m) in [("amplitude", &c.amplitude), ("phase", &c.phase)] {
-            label.push(l.clone());
-            component.push(name);
-            metrics.push(m);
-            shift_y.push(a.shift_px.map(|s| s[0]));
-            shift_x.push(a.shift_px.map(|s| s[1]));
-            phase_align.push(match a.phase_align {
-                PhaseAlign::None => "none",
-                PhaseAlign::Offset => "offset",
-                PhaseAlign::Plane => "plane",
-            });
-            scaling.push(match a.amplitude_scaling {
-                AmplitudeScale::None => "none",
-                AmplitudeScale::Mean => "mean",
-            });
-            scale.push(a.amplitude_scale);
-            let r = &a.region;
-            region.push(format!("{}:{},{}:{}", r.y0, r.y1, r.x0, r.x1));
-            scored.push(a.scored_fraction);
-        }
-    }
-    let f = |get: fn(&ImageMetrics) -> f64| metrics.iter().map(|m| get(m)).collect::<Vec<f64>>();
-    let o = |get: fn(&ImageMetrics) -> Option<f64>| metrics.iter().map(|m| get(m)).collect::<Vec<Option<f64>>>();
-    let columns = vec![
-        Column::new("label", label),
-        Column::new("component", component),
-        Column::new("mae", f(|m| m.mae)),
-        Column::new("mse", f(|m| m.mse)),
-        Column::new("psnr", f(|m| m.psnr)),
-        Column::new("ssim", f(|m| m.ssim)),
-        Column::new("ms_ssim", f(|m| m.ms_ssim)),
-        Column::new("frc50", o(|m| m.frc50)),
-        Column::new("frc_1_7", o(|m| m.frc_1_7)),
-        Column::new("frc50_cycles_per_px", o(|m| m.frc50_cycles_per_px)),
-        Column::new("frc_1_7_cycles_per_px", o(|m| m.frc_1_7_cycles_per_px)),
-        Column::new("data_range", f(|m| m.data_range)),
-        Column::new("shift_y_px", shift_y),
-        Column::new("shift_x_px", shift_x),
-        Column::new("phase_align", phase_align),
-        Column::new("amplitude_scaling", scaling),
-        Column::new("amplitude_scale", scale),
-        Column::new("region", region),
-        Column::new("scored_fraction", scored),
-    ];
-    Table::new(columns)
+    // one entry per label × component
+    let parts: Vec<(&str, &str, &ImageMetrics, &Alignment)> = rows
+        .iter()
+        .flat_map(|(l, c)| {
+            [("amplitude", &c.amplitude), ("phase", &c.phase)].map(|(name, m)| (l.as_str(), name, m, &c.alignment))
+        })
+        .collect();
+    let metric = |name: &str, get: fn(&ImageMetrics) -> f64| Column::from_rows(name, &parts, |p| get(p.2));
+    let crossing = |name: &str, get: fn(&ImageMetrics) -> Option<f64>| Column::from_rows(name, &parts, |p| get(p.2));
+    Table::new(vec![
+        Column::from_rows("label", &parts, |p| p.0),
+        Column::from_rows("component", &parts, |p| p.1),
+        metric("mae", |m| m.mae),
+        metric("mse", |m| m.mse),
+        metric("psnr", |m| m.psnr),
+        metric("ssim", |m| m.ssim),
+        metric("ms_ssim", |m| m.ms_ssim),
+        crossing("frc50", |m| m.frc50),
+        crossing("frc_1_7", |m| m.frc_1_7),
+        crossing("frc50_cycles_per_px", |m| m.frc50_cycles_per_px),
+        crossing("frc_1_7_cycles_per_px", |m| m.frc_1_7_cycles_per_px),
+        metric("data_range", |m| m.data_range),
+        Column::from_rows("shift_y_px", &parts, |p| p.3.shift_px.map(|s| s[0])),
+        Column::from_rows("shift_x_px", &parts, |p| p.3.shift_px.map(|s| s[1])),
+        Column::from_rows("phase_align", &parts, |p| match p.3.phase_align {
+            PhaseAlign::None => "none",
+            PhaseAlign::Offset => "offset",
+            PhaseAlign::Plane => "plane",
+        }),
+        Column::from_rows("amplitude_scaling", &parts, |p| match p.3.amplitude_scaling {
+            AmplitudeScale::None => "none",
+            AmplitudeScale::Mean => "mean",
+        }),
+        Column::from_rows("amplitude_scale", &parts, |p| p.3.amplitude_scale),
+        Column::from_rows("region", &parts, |p| {
+            let r = &p.3.region;
+            format!("{}:{},{}:{}", r.y0, r.y1, r.x0, r.x1)
+        }),
+        Column::from_rows("scored_fraction", &parts, |p| p.3.scored_fraction),
+    ])
 }
 
 /// The FRC curves in long form: `label, component, ring, cycles_per_px, frc`

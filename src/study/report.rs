@@ -28,27 +28,21 @@ struct Row {
 
 /// The comparison metrics of every completed comparison job.
 fn metrics_report_table(rows: &[Row]) -> Result<Table> {
-    let f = |g: fn(&Row) -> f64| rows.iter().map(g).collect::<Vec<f64>>();
-    let o = |g: fn(&Row) -> Option<f64>| rows.iter().map(g).collect::<Vec<Option<f64>>>();
-    let s = |g: fn(&Row) -> String| rows.iter().map(g).collect::<Vec<String>>();
     Table::new(vec![
-        Column::new("dose_photons", f(|r| r.dose)),
-        Column::new("view", s(|r| r.view.clone())),
-        Column::new("split", s(|r| r.split.to_string())),
-        Column::new("label", s(|r| r.m.label.clone())),
-        Column::new("model", s(|r| r.m.model.clone())),
-        Column::new(
-            "gridsize",
-            rows.iter().map(|r| r.m.gridsize.map(|g| g as i64)).collect::<Vec<_>>(),
-        ),
-        Column::new("component", s(|r| r.m.component.clone())),
-        Column::new("ssim", f(|r| r.m.ssim)),
-        Column::new("ms_ssim", f(|r| r.m.ms_ssim)),
-        Column::new("psnr", o(|r| r.m.psnr)),
-        Column::new("mae", f(|r| r.m.mae)),
-        Column::new("mse", f(|r| r.m.mse)),
-        Column::new("frc50", o(|r| r.m.frc50)),
-        Column::new("frc_1_7", o(|r| r.m.frc_1_7)),
+        Column::from_rows("dose_photons", rows, |r| r.dose),
+        Column::from_rows("view", rows, |r| r.view.clone()),
+        Column::from_rows("split", rows, |r| r.split.to_string()),
+        Column::from_rows("label", rows, |r| r.m.label.clone()),
+        Column::from_rows("model", rows, |r| r.m.model.clone()),
+        Column::from_rows("gridsize", rows, |r| r.m.gridsize.map(|g| g as i64)),
+        Column::from_rows("component", rows, |r| r.m.component.clone()),
+        Column::from_rows("ssim", rows, |r| r.m.ssim),
+        Column::from_rows("ms_ssim", rows, |r| r.m.ms_ssim),
+        Column::from_rows("psnr", rows, |r| r.m.psnr),
+        Column::from_rows("mae", rows, |r| r.m.mae),
+        Column::from_rows("mse", rows, |r| r.m.mse),
+        Column::from_rows("frc50", rows, |r| r.m.frc50),
+        Column::from_rows("frc_1_7", rows, |r| r.m.frc_1_7),
     ])
 }
 
@@ -98,20 +92,17 @@ fn deltas(rows: &[Row]) -> Vec<Delta> {
 
 fn deltas_report_table(d: &[Delta]) -> Result<Table> {
     Table::new(vec![
-        Column::new("dose_photons", d.iter().map(|x| x.dose).collect::<Vec<_>>()),
-        Column::new("view", d.iter().map(|x| x.view.clone()).collect::<Vec<_>>()),
-        Column::new("split", d.iter().map(|x| x.split.to_string()).collect::<Vec<_>>()),
-        Column::new(
-            "gridsize",
-            d.iter().map(|x| x.gridsize.map(|g| g as i64)).collect::<Vec<_>>(),
-        ),
-        Column::new("component", d.iter().map(|x| x.component.clone()).collect::<Vec<_>>()),
-        Column::new("reference", d.iter().map(|x| x.reference.clone()).collect::<Vec<_>>()),
-        Column::new("delta_ssim", d.iter().map(|x| x.d_ssim).collect::<Vec<_>>()),
-        Column::new("delta_ms_ssim", d.iter().map(|x| x.d_ms_ssim).collect::<Vec<_>>()),
-        Column::new("delta_psnr", d.iter().map(|x| x.d_psnr).collect::<Vec<_>>()),
-        Column::new("delta_mae", d.iter().map(|x| x.d_mae).collect::<Vec<_>>()),
-        Column::new("delta_frc50", d.iter().map(|x| x.d_frc50).collect::<Vec<_>>()),
+        Column::from_rows("dose_photons", d, |x| x.dose),
+        Column::from_rows("view", d, |x| x.view.clone()),
+        Column::from_rows("split", d, |x| x.split.to_string()),
+        Column::from_rows("gridsize", d, |x| x.gridsize.map(|g| g as i64)),
+        Column::from_rows("component", d, |x| x.component.clone()),
+        Column::from_rows("reference", d, |x| x.reference.clone()),
+        Column::from_rows("delta_ssim", d, |x| x.d_ssim),
+        Column::from_rows("delta_ms_ssim", d, |x| x.d_ms_ssim),
+        Column::from_rows("delta_psnr", d, |x| x.d_psnr),
+        Column::from_rows("delta_mae", d, |x| x.d_mae),
+        Column::from_rows("delta_frc50", d, |x| x.d_frc50),
     ])
 }
 
@@ -127,81 +118,20 @@ fn status_name(r: Option<&JobRecordV1>) -> String {
 fn training_report_table(train: &[(&Job, Option<JobRecordV1>)]) -> Result<Table> {
     let t = |j: &(&Job, Option<JobRecordV1>)| j.1.as_ref().and_then(|r| r.training.clone());
     Table::new(vec![
-        Column::new(
-            "dose_photons",
-            train.iter().map(|j| j.0.dose_photons).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "view",
-            train
-                .iter()
-                .map(|j| j.0.view.clone().unwrap_or_default())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "gridsize",
-            train
-                .iter()
-                .map(|j| j.0.gridsize.unwrap_or(1) as i64)
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "model",
-            train
-                .iter()
-                .map(|j| j.0.model.map_or("", model_name).to_string())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "status",
-            train.iter().map(|j| status_name(j.1.as_ref())).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "epochs_completed",
-            train
-                .iter()
-                .map(|j| t(j).map(|x| x.epochs_completed as i64))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "final_train_loss",
-            train
-                .iter()
-                .map(|j| t(j).and_then(|x| x.final_train_loss))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "final_val_loss",
-            train
-                .iter()
-                .map(|j| t(j).and_then(|x| x.final_val_loss))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "test_loss",
-            train.iter().map(|j| t(j).and_then(|x| x.test_loss)).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "bundle_size_bytes",
-            train
-                .iter()
-                .map(|j| t(j).and_then(|x| x.bundle_size_bytes))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "seconds",
-            train
-                .iter()
-                .map(|j| j.1.as_ref().map(|r| r.seconds))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "error",
-            train
-                .iter()
-                .map(|j| j.1.as_ref().and_then(|r| r.error.clone().or(r.skip_reason.clone())))
-                .collect::<Vec<_>>(),
-        ),
+        Column::from_rows("dose_photons", train, |j| j.0.dose_photons),
+        Column::from_rows("view", train, |j| j.0.view.clone().unwrap_or_default()),
+        Column::from_rows("gridsize", train, |j| j.0.gridsize.unwrap_or(1) as i64),
+        Column::from_rows("model", train, |j| j.0.model.map_or("", model_name).to_string()),
+        Column::from_rows("status", train, |j| status_name(j.1.as_ref())),
+        Column::from_rows("epochs_completed", train, |j| t(j).map(|x| x.epochs_completed as i64)),
+        Column::from_rows("final_train_loss", train, |j| t(j).and_then(|x| x.final_train_loss)),
+        Column::from_rows("final_val_loss", train, |j| t(j).and_then(|x| x.final_val_loss)),
+        Column::from_rows("test_loss", train, |j| t(j).and_then(|x| x.test_loss)),
+        Column::from_rows("bundle_size_bytes", train, |j| t(j).and_then(|x| x.bundle_size_bytes)),
+        Column::from_rows("seconds", train, |j| j.1.as_ref().map(|r| r.seconds)),
+        Column::from_rows("error", train, |j| {
+            j.1.as_ref().and_then(|r| r.error.clone().or(r.skip_reason.clone()))
+        }),
     ])
 }
 
@@ -211,64 +141,20 @@ fn views_report_table(views: &[(&Job, JobRecordV1)]) -> Result<Table> {
         .flat_map(|(j, r)| r.views.iter().map(move |v| (*j, v)))
         .collect();
     Table::new(vec![
-        Column::new(
-            "dose_photons",
-            rows.iter().map(|r| r.0.dose_photons).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "view",
-            rows.iter()
-                .map(|r| r.0.view.clone().unwrap_or_default())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "split",
-            rows.iter().map(|r| r.1.split.name().to_string()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "spacing_threshold_px",
-            rows.iter()
-                .map(|r| r.1.selection.spacing_threshold_px)
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "selection_strategy",
-            rows.iter()
-                .map(|r| r.1.selection.selection_strategy.clone())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "n_positions",
-            rows.iter()
-                .map(|r| r.1.selection.n_positions as i64)
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "n_accepted",
-            rows.iter().map(|r| r.1.selection.n_accepted as i64).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "acceptance_rate",
-            rows.iter().map(|r| r.1.selection.acceptance_rate).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "probe_diameter_px",
-            rows.iter().map(|r| r.1.overlap.probe_diameter_px).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "image_overlap",
-            rows.iter().map(|r| r.1.overlap.image_overlap).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "group_member_overlap",
-            rows.iter()
-                .map(|r| r.1.overlap.group_member_overlap)
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "group_group_overlap",
-            rows.iter().map(|r| r.1.overlap.group_group_overlap).collect::<Vec<_>>(),
-        ),
+        Column::from_rows("dose_photons", &rows, |r| r.0.dose_photons),
+        Column::from_rows("view", &rows, |r| r.0.view.clone().unwrap_or_default()),
+        Column::from_rows("split", &rows, |r| r.1.split.name().to_string()),
+        Column::from_rows("spacing_threshold_px", &rows, |r| r.1.selection.spacing_threshold_px),
+        Column::from_rows("selection_strategy", &rows, |r| {
+            r.1.selection.selection_strategy.clone()
+        }),
+        Column::from_rows("n_positions", &rows, |r| r.1.selection.n_positions as i64),
+        Column::from_rows("n_accepted", &rows, |r| r.1.selection.n_accepted as i64),
+        Column::from_rows("acceptance_rate", &rows, |r| r.1.selection.acceptance_rate),
+        Column::from_rows("probe_diameter_px", &rows, |r| r.1.overlap.probe_diameter_px),
+        Column::from_rows("image_overlap", &rows, |r| r.1.overlap.image_overlap),
+        Column::from_rows("group_member_overlap", &rows, |r| r.1.overlap.group_member_overlap),
+        Column::from_rows("group_group_overlap", &rows, |r| r.1.overlap.group_group_overlap),
     ])
 }
 

@@ -89,6 +89,14 @@ impl Column {
         }
     }
 
+    /// A column of `value(row)` for each of `rows`.
+    pub fn from_rows<R, V>(name: &str, rows: &[R], value: impl Fn(&R) -> V) -> Column
+    where
+        Vec<V>: Into<Values>,
+    {
+        Column::new(name, rows.iter().map(value).collect::<Vec<V>>())
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

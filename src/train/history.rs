@@ -78,11 +78,11 @@ impl History {
         use crate::table::{Column, Table};
         let e = &self.epochs;
         Table::new(vec![
-            Column::new("epoch", e.iter().map(|r| r.epoch as u32).collect::<Vec<_>>()),
-            Column::new("train_loss", e.iter().map(|r| r.train_loss).collect::<Vec<_>>()),
-            Column::new("val_loss", e.iter().map(|r| r.val_loss).collect::<Vec<_>>()),
-            Column::new("learning_rate", e.iter().map(|r| r.learning_rate).collect::<Vec<_>>()),
-            Column::new("seconds", e.iter().map(|r| r.seconds).collect::<Vec<_>>()),
+            Column::from_rows("epoch", e, |r| r.epoch as u32),
+            Column::from_rows("train_loss", e, |r| r.train_loss),
+            Column::from_rows("val_loss", e, |r| r.val_loss),
+            Column::from_rows("learning_rate", e, |r| r.learning_rate),
+            Column::from_rows("seconds", e, |r| r.seconds),
         ])
     }
 }
