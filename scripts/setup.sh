@@ -44,11 +44,13 @@ want=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
 have=$(cat .venv/.requirements.sha256 2>/dev/null || true)
 if [ "$want" != "$have" ]; then
     # torch's wheel and the CUDA libraries it depends on fill about 5 GiB of
-    # .venv, and a first build about 4 GiB of target/: refuse early, with
-    # the figures, rather than let pip stop half-way with "No space left"
+    # .venv, and a first build about 4 GiB of target/: before the first
+    # install, refuse early, with the figures, rather than let pip stop
+    # half-way with "No space left"
     need_gib=${PTYCHO_SETUP_NEED_GIB:-10}
     free_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
-    if [ -n "$free_kib" ] && [ "$free_kib" -lt $((need_gib * 1024 * 1024)) ]; then
+    if ! ls -d .venv/lib/python3*/site-packages/torch >/dev/null 2>&1 \
+        && [ -n "$free_kib" ] && [ "$free_kib" -lt $((need_gib * 1024 * 1024)) ]; then
         say "only $((free_kib / 1024 / 1024)) GiB free on $(df -P . | awk 'NR == 2 { print $6 }'):"
         say "    .venv (torch with its CUDA libraries) takes about 5 GiB and a first build about 4 GiB;"
         say "    free at least ${need_gib} GiB (or set PTYCHO_SETUP_NEED_GIB) and rerun"
