@@ -22,21 +22,19 @@ pub fn metrics_table(rows: &[(String, &Comparison)]) -> Result<Table> {
             [("amplitude", &c.amplitude), ("phase", &c.phase)].map(|(name, m)| (l.as_str(), name, m, &c.alignment))
         })
         .collect();
-    let metric = |name: &str, get: fn(&ImageMetrics) -> f64| Column::from_rows(name, &parts, |p| get(p.2));
-    let crossing = |name: &str, get: fn(&ImageMetrics) -> Option<f64>| Column::from_rows(name, &parts, |p| get(p.2));
     Table::new(vec![
         Column::from_rows("label", &parts, |p| p.0),
         Column::from_rows("component", &parts, |p| p.1),
-        metric("mae", |m| m.mae),
-        metric("mse", |m| m.mse),
-        metric("psnr", |m| m.psnr),
-        metric("ssim", |m| m.ssim),
-        metric("ms_ssim", |m| m.ms_ssim),
-        crossing("frc50", |m| m.frc50),
-        crossing("frc_1_7", |m| m.frc_1_7),
-        crossing("frc50_cycles_per_px", |m| m.frc50_cycles_per_px),
-        crossing("frc_1_7_cycles_per_px", |m| m.frc_1_7_cycles_per_px),
-        metric("data_range", |m| m.data_range),
+        Column::from_rows("mae", &parts, |p| p.2.mae),
+        Column::from_rows("mse", &parts, |p| p.2.mse),
+        Column::from_rows("psnr", &parts, |p| p.2.psnr),
+        Column::from_rows("ssim", &parts, |p| p.2.ssim),
+        Column::from_rows("ms_ssim", &parts, |p| p.2.ms_ssim),
+        Column::from_rows("frc50", &parts, |p| p.2.frc50),
+        Column::from_rows("frc_1_7", &parts, |p| p.2.frc_1_7),
+        Column::from_rows("frc50_cycles_per_px", &parts, |p| p.2.frc50_cycles_per_px),
+        Column::from_rows("frc_1_7_cycles_per_px", &parts, |p| p.2.frc_1_7_cycles_per_px),
+        Column::from_rows("data_range", &parts, |p| p.2.data_range),
         Column::from_rows("shift_y_px", &parts, |p| p.3.shift_px.map(|s| s[0])),
         Column::from_rows("shift_x_px", &parts, |p| p.3.shift_px.map(|s| s[1])),
         Column::from_rows("phase_align", &parts, |p| match p.3.phase_align {
